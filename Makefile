@@ -1,0 +1,39 @@
+# ganbench: every target sets itself up from a fresh clone (the virtualenv is a prerequisite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+GANBENCH := $(VENV)/bin/ganbench
+PRESET ?= quick
+# Real MNIST: --data-root, else $GANBENCH_DATA, else ./data (downloaded). On the project's own
+# machines it lies in ../shared/data; use it when it is there.
+ifeq ($(GANBENCH_DATA),)
+ifneq ($(wildcard ../shared/data/MNIST/raw),)
+export GANBENCH_DATA := $(abspath ../shared/data)
+endif
+endif
+# torch and torchvision must be a pair that works together; this pair was measured here.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv test bench-train bench-eval study-lambda studies demo ci-regress clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(TORCH_PIN)
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: venv
+	$(PY) -m pytest -q tests
+
+bench-train: venv
+	$(PY) -m benchmark.bench_train
+
+bench-eval: venv
+	$(PY) -m benchmark.bench_eval
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,321 @@
+"""Typed, frozen run configuration: defaults in one place, overrides from YAML and the command line.
+
+A YAML file and ``--set key=value`` hold only overrides of the defaults below. Unknown keys, wrong
+types and impossible values raise a one-line ``UserError`` that names the key and what is allowed:
+nothing is ever set silently. ``resolve()`` fills the per-objective paper defaults (learning rates,
+betas, n_critic, optimiser) so the config written beside a run is the whole truth about it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import yaml
+
+from benchmark.errors import UserError
+
+CRITIC_NORMS = ("none", "batch", "layer", "instance")
+GP_MODES = ("two-sided", "one-sided")
+COND_MODES = ("concat", "projection")
+
+# Conditional objectives are just names for (objective, conditional=True).
+CONDITIONAL_ALIASES = {
+    "cgan": "gan",
+    "cgan-minimax": "gan-minimax",
+    "clsgan": "lsgan",
+    "cwgan": "wgan",
+    "cwgan-gp": "wgan-gp",
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``None`` means "the default of the objective/model", filled by ``resolve``."""
+
+    # --- what is trained --------------------------------------------------------------------
+    dataset: str = "mnist"  # registry name: mnist, fashion-mnist, stacked-mnist, ring8, grid25, digits
+    data_root: Optional[str] = None  # None: $GANBENCH_DATA, else ./data
+    download: bool = True  # fetch torchvision datasets when absent (needs a network)
+    model: str = "mlp"  # registry name: mlp, dcgan, toy (or "module:Class" for a user's own pair)
+    objective: str = "wgan-gp"  # gan, gan-minimax, lsgan, wgan, wgan-gp (c-prefixed: conditional)
+    conditional: bool = False  # class label as an input to G and D
+    cond_mode: str = "concat"  # how D sees the label: concat (one-hot input) | projection
+    z_dim: Optional[int] = None  # None: the model's default (100 for images, 2 for toy)
+    critic_norm: str = "none"  # normalisation inside the critic: none | batch | layer | instance
+
+    # --- budget --------------------------------------------------------------------------------
+    steps: int = 2000  # generator steps (the budget); see `epochs`
+    epochs: Optional[float] = None  # if set, steps = ceil(epochs * N / batch_size)
+    batch_size: int = 64
+
+    # --- optimisation (None: the paper default of the objective, see objectives.PAPER_DEFAULTS) --
+    n_critic: Optional[int] = None  # critic steps per generator step
+    lr_g: Optional[float] = None
+    lr_d: Optional[float] = None
+    beta1_g: Optional[float] = None  # Adam betas (ignored by RMSProp)
+    beta2_g: Optional[float] = None
+    beta1_d: Optional[float] = None
+    beta2_d: Optional[float] = None
+    optimizer: Optional[str] = None  # adam | rmsprop
+
+    # --- objective parameters --------------------------------------------------------------------
+    gp_lambda: float = 10.0  # weight of the gradient penalty (wgan-gp)
+    gp_mode: str = "two-sided"  # two-sided: (|g|-1)^2; one-sided: max(0, |g|-1)^2
+    clip: float = 0.01  # weight clipping range [-clip, clip] (wgan)
+
+    # --- mode-collapse remedies (compose with any objective) -------------------------------------
+    minibatch_disc: bool = False  # minibatch discrimination layer before the critic's head
+    feature_matching: bool = False  # G matches the mean critic features of real data
+    label_smoothing: float = 0.0  # one-sided: real target 1 - s (gan, gan-minimax, lsgan)
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs, annealed linearly to 0
+    pack: int = 1  # PacGAN: D judges `pack` samples jointly
+
+    # --- reproducibility and I/O -------------------------------------------------------------------
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms(True)
+    device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
+    num_threads: Optional[int] = None  # torch CPU threads (None: torch's default)
+    checkpoint_every: int = 500  # generator steps between checkpoints (and sample grids)
+    grad_norm_every: int = 10  # steps between |grad D| measurements for objectives without a GP
+    log_flush_every: int = 50  # steps between appends of the per-step log to disk
+    num_grid: int = 64  # samples in the fixed-noise grid
+
+    def replace(self, **kw: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------------------------
+# generic typed parsing, shared by every config dataclass of the package
+
+
+def _allowed(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_allowed(a) for a in args) + " or null"
+    if origin in (list, tuple):
+        return "a list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp``; raise a one-line UserError otherwise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return coerce(key, value, args[0])
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key '{key}' must be a list, got {value!r}")
+        (inner,) = typing.get_args(tp)[:1] or (Any,)
+        out = [coerce(key, v, inner) if inner is not Any else v for v in value]
+        return tuple(out) if origin is tuple else out
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise UserError(f"config key '{key}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise UserError(f"config key '{key}' must be an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise UserError(f"config key '{key}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise UserError(f"config key '{key}' must be a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise UserError(f"config key '{key}' must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UserError(f"config key '{key}' must be a string, got {value!r}")
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+        return build(tp, value, prefix=f"{key}.")
+    return value
+
+
+def build(cls: Any, overrides: Mapping[str, Any], prefix: str = "", base: Any = None) -> Any:
+    """Instantiate dataclass ``cls`` (or replace fields of ``base``) from ``overrides``, type-checked."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kw: Dict[str, Any] = {}
+    for key, value in overrides.items():
+        k = str(key).replace("-", "_")
+        if k not in names:
+            close = difflib.get_close_matches(k, names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise UserError(
+                f"unknown config key '{prefix}{key}'{hint}; valid keys: {', '.join(prefix + n for n in names)}"
+            )
+        kw[k] = coerce(prefix + k, value, hints[k])
+    if base is not None:
+        return dataclasses.replace(base, **kw)
+    return cls(**kw)
+
+
+def parse_set(items: Optional[list]) -> Dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; values are read as YAML scalars."""
+    out: Dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set takes key=value, got '{item}'")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        except yaml.YAMLError:
+            out[k.strip()] = v
+    return out
+
+
+def load_yaml(path: str | Path) -> Dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file '{p}' does not exist; give the path of a YAML file")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"config file '{p}' is not valid YAML{where}; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file '{p}' must hold a mapping of key: value overrides")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# the training config: checks and resolution
+
+
+def make_config(overrides: Mapping[str, Any] | None = None, base: TrainConfig | None = None) -> TrainConfig:
+    """Build a TrainConfig from overrides (YAML/CLI), apply aliases, check values."""
+    cfg = build(TrainConfig, dict(overrides or {}), base=base or TrainConfig())
+    if cfg.objective in CONDITIONAL_ALIASES:
+        cfg = cfg.replace(objective=CONDITIONAL_ALIASES[cfg.objective], conditional=True)
+    check(cfg)
+    return cfg
+
+
+def _choice(key: str, value: str, allowed: tuple) -> None:
+    if value not in allowed:
+        raise UserError(f"config key '{key}' is '{value}'; allowed: {', '.join(allowed)}")
+
+
+def check(cfg: TrainConfig) -> None:
+    """Value checks that need no data. Model/dataset fit is checked where the model is built."""
+    from benchmark.objectives import OBJECTIVES  # registries (imports stay light)
+    from benchmark.data import DATASETS
+    from benchmark.models import MODELS
+
+    DATASETS.get(cfg.dataset)
+    OBJECTIVES.get(cfg.objective)
+    if ":" not in cfg.model:
+        MODELS.get(cfg.model)
+    _choice("critic_norm", cfg.critic_norm, CRITIC_NORMS)
+    _choice("gp_mode", cfg.gp_mode, GP_MODES)
+    _choice("cond_mode", cfg.cond_mode, COND_MODES)
+    if cfg.optimizer is not None:
+        _choice("optimizer", cfg.optimizer, ("adam", "rmsprop"))
+    positive_int = {
+        "steps": cfg.steps, "batch_size": cfg.batch_size, "pack": cfg.pack,
+        "checkpoint_every": cfg.checkpoint_every, "grad_norm_every": cfg.grad_norm_every,
+        "log_flush_every": cfg.log_flush_every, "num_grid": cfg.num_grid,
+    }
+    for k, v in positive_int.items():
+        if v < 1:
+            raise UserError(f"config key '{k}' must be >= 1, got {v}")
+    for k in ("n_critic", "z_dim", "num_threads"):
+        v = getattr(cfg, k)
+        if v is not None and v < 1:
+            raise UserError(f"config key '{k}' must be >= 1, got {v}")
+    if cfg.gp_lambda < 0:
+        raise UserError(f"config key 'gp_lambda' must be >= 0 (0 turns the penalty off), got {cfg.gp_lambda}")
+    if cfg.clip <= 0:
+        raise UserError(f"config key 'clip' must be > 0, got {cfg.clip}")
+    for k in ("lr_g", "lr_d"):
+        v = getattr(cfg, k)
+        if v is not None and v <= 0:
+            raise UserError(f"config key '{k}' must be > 0, got {v}")
+    for k in ("beta1_g", "beta2_g", "beta1_d", "beta2_d"):
+        v = getattr(cfg, k)
+        if v is not None and not 0 <= v < 1:
+            raise UserError(f"config key '{k}' must be in [0, 1), got {v}")
+    if cfg.epochs is not None and cfg.epochs <= 0:
+        raise UserError(f"config key 'epochs' must be > 0, got {cfg.epochs}")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise UserError(f"config key 'label_smoothing' must be in [0, 1), got {cfg.label_smoothing}")
+    if cfg.label_smoothing > 0 and cfg.objective in ("wgan", "wgan-gp"):
+        raise UserError(
+            f"config key 'label_smoothing' has no meaning for objective '{cfg.objective}' (a critic has no "
+            "targets); use it with gan, gan-minimax or lsgan, or set it to 0"
+        )
+    if cfg.instance_noise < 0:
+        raise UserError(f"config key 'instance_noise' must be >= 0, got {cfg.instance_noise}")
+    if cfg.batch_size % cfg.pack:
+        raise UserError(
+            f"config key 'pack' ({cfg.pack}) must divide batch_size ({cfg.batch_size}); pick a batch size that is a multiple"
+        )
+    if cfg.pack > 1 and cfg.conditional:
+        raise UserError("config key 'pack' > 1 cannot be combined with a conditional objective; set pack=1")
+    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise UserError(f"config key 'device' is '{cfg.device}'; allowed: auto, cpu, cuda, cuda:N")
+
+
+def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
+    """Fill every ``None`` with the objective's paper default, and epochs into steps."""
+    from benchmark.objectives import PAPER_DEFAULTS
+    from benchmark.models import default_z_dim
+
+    d = PAPER_DEFAULTS[cfg.objective]
+    kw: Dict[str, Any] = {}
+    for k in ("n_critic", "lr_g", "lr_d", "beta1_g", "beta2_g", "beta1_d", "beta2_d", "optimizer"):
+        if getattr(cfg, k) is None:
+            kw[k] = d[k]
+    if cfg.z_dim is None:
+        kw["z_dim"] = default_z_dim(cfg.model)
+    if cfg.epochs is not None and num_train is not None:
+        kw["steps"] = max(1, -(-int(cfg.epochs * num_train) // cfg.batch_size))
+    return cfg.replace(**kw)
+
+
+# Keys that change nothing about the result of a run (where it reads data, what it prints).
+NON_SEMANTIC = ("data_root", "download", "num_threads", "log_flush_every")
+
+
+def semantic_dict(cfg: TrainConfig) -> Dict[str, Any]:
+    return {k: v for k, v in cfg.to_dict().items() if k not in NON_SEMANTIC}
+
+
+def to_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
+
+
+__all__ = ["TrainConfig", "make_config", "resolve", "check", "build", "coerce", "parse_set", "load_yaml", "field"]

@@ -1,0 +1,251 @@
+"""Datasets, held as one tensor on the run's device and sampled by index with a seeded generator.
+
+Every dataset has the same interface (``Dataset``): ``shape`` (C, H, W) for images or (2,) for points,
+``num_classes``, ``sample(n, gen)`` for training batches and ``reference(split, n)`` for the real set
+that evaluation compares against. Images are float in [-1, 1]; labels are int64.
+
+Registered: mnist, fashion-mnist, stacked-mnist (3 MNIST digits as RGB channels, 1000 modes),
+ring8 and grid25 (2D Gaussian mixtures, PacGAN protocol) and digits (scikit-learn's 8x8 digits, no download).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from benchmark.errors import UserError
+from benchmark.registry import Registry
+
+DATASETS = Registry("dataset")
+
+
+def data_root(root: Optional[str] = None) -> Path:
+    """--data-root, else $GANBENCH_DATA, else ./data."""
+    return Path(root or os.environ.get("GANBENCH_DATA") or "data")
+
+
+def _to_unit(x_uint8: Tensor) -> Tensor:
+    return x_uint8.float().div_(127.5).sub_(1.0)
+
+
+class Dataset:
+    """Base class. Subclasses set ``shape``, ``num_classes`` and fill ``images``/``labels``."""
+
+    shape: Tuple[int, ...] = ()
+    num_classes: int = 0
+    kind: str = "image"  # image | points
+    name: str = ""
+
+    images: Tensor  # N x C x H x W in [-1, 1] (or N x 2 points), on self.device
+    labels: Tensor  # N, int64, on self.device
+
+    def __init__(self, root: Optional[str] = None, split: str = "train", device: str | torch.device = "cpu",
+                 download: bool = True):
+        if split not in ("train", "test"):
+            raise UserError(f"split '{split}' is not known; allowed: train, test")
+        self.split = split
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def sample(self, n: int, gen: torch.Generator) -> Tuple[Tensor, Tensor]:
+        """A batch drawn uniformly with replacement; ``gen`` is a CPU generator (kept in checkpoints)."""
+        idx = torch.randint(len(self), (n,), generator=gen).to(self.device, non_blocking=True)
+        return self.images.index_select(0, idx), self.labels.index_select(0, idx)
+
+    def reference(self, n: Optional[int] = None, seed: int = 0) -> Tuple[Tensor, Tensor]:
+        """The real set evaluation compares against: the first ``n`` of the split (all if None)."""
+        n = len(self) if n is None else min(n, len(self))
+        return self.images[:n], self.labels[:n]
+
+
+# ------------------------------------------------------------------------------------------------
+# torchvision datasets
+
+
+@functools.lru_cache(maxsize=8)
+def _load_torchvision(cls_name: str, root: str, train: bool, download: bool) -> Tuple[Tensor, Tensor]:
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    folder = Path(root) / cls_name / "raw"
+    stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    try:
+        ds = cls(root=root, train=train, download=False)
+    except RuntimeError:
+        ds = None
+    if ds is None and download:
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(20)  # an offline machine should fail fast, not hang
+        try:
+            ds = cls(root=root, train=train, download=True)
+        except Exception:
+            ds = None
+        finally:
+            socket.setdefaulttimeout(old)
+    if ds is None:
+        raise UserError(
+            f"{cls_name} not found under '{folder}' (expected {', '.join(stems)}) and it could not be downloaded; "
+            f"put the files there, or point --data-root / $GANBENCH_DATA at a folder holding {cls_name}/raw/"
+        )
+    return ds.data.clone(), ds.targets.clone().long()
+
+
+class _TorchvisionImages(Dataset):
+    tv_name = ""
+    shape = (1, 28, 28)
+    num_classes = 10
+
+    def __init__(self, root=None, split="train", device="cpu", download=True):
+        super().__init__(root, split, device, download)
+        x, y = _load_torchvision(self.tv_name, str(data_root(root)), split == "train", download)
+        self.images = _to_unit(x).unsqueeze(1).to(self.device)
+        self.labels = y.to(self.device)
+
+
+@DATASETS.register("mnist")
+class MNIST(_TorchvisionImages):
+    name, tv_name = "mnist", "MNIST"
+
+
+@DATASETS.register("fashion-mnist")
+class FashionMNIST(_TorchvisionImages):
+    name, tv_name = "fashion-mnist", "FashionMNIST"
+
+
+@DATASETS.register("stacked-mnist")
+class StackedMNIST(Dataset):
+    """Three MNIST digits as the three channels; the label is the 3-digit number (1000 modes).
+
+    Batches are assembled on the fly by gathering three random digits (no 60000x3 copy is stored);
+    ``reference`` builds a fixed set from a seeded generator.
+    """
+
+    name = "stacked-mnist"
+    shape = (3, 28, 28)
+    num_classes = 1000
+
+    def __init__(self, root=None, split="train", device="cpu", download=True):
+        super().__init__(root, split, device, download)
+        x, y = _load_torchvision("MNIST", str(data_root(root)), split == "train", download)
+        self.digits = _to_unit(x).to(self.device)  # N x 28 x 28
+        self.digit_labels = y.to(self.device)
+        self._n = x.shape[0]
+        self._place = torch.tensor([100, 10, 1], device=self.device)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _gather(self, idx: Tensor) -> Tuple[Tensor, Tensor]:  # idx: n x 3
+        x = self.digits[idx]  # n x 3 x 28 x 28
+        y = (self.digit_labels[idx] * self._place).sum(1)
+        return x, y
+
+    def sample(self, n, gen):
+        idx = torch.randint(self._n, (n, 3), generator=gen).to(self.device)
+        return self._gather(idx)
+
+    def reference(self, n=None, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        return self.sample(n or self._n, g)
+
+
+# ------------------------------------------------------------------------------------------------
+# 2D mixtures (PacGAN protocol), sampled on the fly
+
+
+class Mixture2D(Dataset):
+    kind = "points"
+    shape = (2,)
+    std = 0.01
+    size = 100_000  # nominal size: what an "epoch" means for these
+
+    @staticmethod
+    def make_means() -> Tensor:
+        raise NotImplementedError
+
+    def __init__(self, root=None, split="train", device="cpu", download=True):
+        super().__init__(root, split, device, download)
+        self.means = self.make_means().to(self.device)
+        self.num_classes = self.means.shape[0]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def sample(self, n, gen):
+        k = torch.randint(self.means.shape[0], (n,), generator=gen)
+        eps = torch.randn(n, 2, generator=gen)
+        k, eps = k.to(self.device), eps.to(self.device)
+        return self.means[k] + self.std * eps, k
+
+    def reference(self, n=None, seed=0):
+        g = torch.Generator().manual_seed(seed + (0 if self.split == "train" else 1))
+        return self.sample(n or 2500, g)
+
+
+@DATASETS.register("ring8")
+class Ring8(Mixture2D):
+    """8 Gaussians on the unit circle, std 0.01."""
+
+    name, std = "ring8", 0.01
+
+    @staticmethod
+    def make_means() -> Tensor:
+        a = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return torch.stack([a.cos(), a.sin()], 1).float()
+
+
+@DATASETS.register("grid25")
+class Grid25(Mixture2D):
+    """25 Gaussians at {-4,-2,0,2,4}^2, std 0.05."""
+
+    name, std = "grid25", 0.05
+
+    @staticmethod
+    def make_means() -> Tensor:
+        v = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return torch.cartesian_prod(v, v)
+
+
+# ------------------------------------------------------------------------------------------------
+# scikit-learn's bundled digits: an image set that never needs a download
+
+
+@DATASETS.register("digits")
+class Digits(Dataset):
+    """1797 8x8 digits (values 0..16); a fixed seeded split: 1500 train, 297 test."""
+
+    name = "digits"
+    shape = (1, 8, 8)
+    num_classes = 10
+
+    def __init__(self, root=None, split="train", device="cpu", download=True):
+        super().__init__(root, split, device, download)
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = torch.from_numpy(d.images).float().div_(8.0).sub_(1.0).unsqueeze(1)
+        y = torch.from_numpy(d.target).long()
+        perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+        idx = perm[:1500] if split == "train" else perm[1500:]
+        self.images, self.labels = x[idx].to(self.device), y[idx].to(self.device)
+
+
+def load_dataset(name: str, root: Optional[str] = None, split: str = "train", device: str | torch.device = "cpu",
+                 download: bool = True) -> Dataset:
+    """The one entry point: registry name -> Dataset on ``device``."""
+    return DATASETS.get(name)(root=root, split=split, device=device, download=download)
+
+
+def dataset_info(name: str) -> Tuple[Tuple[int, ...], int, str]:
+    """(shape, num_classes, kind) without loading any data."""
+    cls = DATASETS.get(name)
+    n = cls.num_classes if cls.num_classes else cls.make_means().shape[0]
+    return tuple(cls.shape), n, cls.kind

@@ -1,0 +1,281 @@
+"""Generator/critic pairs: ``mlp``, ``dcgan`` and ``toy``, each optionally conditional.
+
+A model entry is a function ``(cfg, shape, num_classes) -> (G, D)``. Every critic is split into
+``features(x, y) -> h`` and ``head(h, y) -> score`` so that feature matching, minibatch discrimination
+and the projection discriminator plug in between without touching the architectures. Critics return raw
+scores (no sigmoid): the objective applies what it needs. Channel counts are read from the dataset's
+shape, so MNIST (1 channel) and Stacked MNIST (3) use the same code.
+
+Packing (PacGAN): ``D`` receives N samples and judges them in N/pack groups, concatenated along the
+channel (conv) or feature (MLP) axis.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from benchmark.errors import UserError
+from benchmark.registry import Registry
+
+MODELS = Registry("model")
+
+
+def default_z_dim(model: str) -> int:
+    return 2 if model == "toy" else 100
+
+
+# ------------------------------------------------------------------------------------------------
+# shared pieces
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016: appends, per sample, B closeness scores to the rest of the batch.
+
+    features (N, F) -> (N, F + B). A collapsed batch (all samples alike) gets large scores, which the
+    critic can learn to punish.
+    """
+
+    def __init__(self, in_features: int, num_kernels: int = 50, kernel_dim: int = 5):
+        super().__init__()
+        self.B, self.C = num_kernels, kernel_dim
+        self.T = nn.Parameter(torch.randn(in_features, num_kernels * kernel_dim) * 0.1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        m = (h @ self.T).view(-1, self.B, self.C)  # N x B x C
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # N x N x B
+        o = torch.exp(-l1).sum(0) - 1.0  # exclude the sample itself (exp(0) = 1)
+        return torch.cat([h, o], 1)
+
+
+def norm1d(kind: str, n: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm1d(n)
+    if kind == "layer":
+        return nn.LayerNorm(n)
+    raise UserError(f"critic_norm '{kind}' needs a convolutional critic (model dcgan); use none, batch or layer with this model")
+
+
+def norm2d(kind: str, c: int) -> nn.Module:
+    return {
+        "none": nn.Identity,
+        "batch": lambda: nn.BatchNorm2d(c),
+        "layer": lambda: nn.GroupNorm(1, c),  # normalises over (C, H, W) per sample
+        "instance": lambda: nn.InstanceNorm2d(c, affine=True),
+    }[kind]()
+
+
+class Critic(nn.Module):
+    """Common critic plumbing: packing, label conditioning, minibatch discrimination, head."""
+
+    def __init__(self, cfg, shape: Tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.pack = cfg.pack
+        self.num_classes = num_classes if cfg.conditional else 0
+        self.cond_mode = cfg.cond_mode
+        self.shape = shape
+
+    def _finish(self, feat_dim: int, cfg) -> None:
+        self.feat_dim = feat_dim
+        self.mbd = MinibatchDiscrimination(feat_dim) if cfg.minibatch_disc else None
+        head_in = feat_dim + (self.mbd.B if self.mbd is not None else 0)
+        self.linear = nn.Linear(head_in, 1)
+        if self.num_classes and self.cond_mode == "projection":
+            self.embed = nn.Embedding(self.num_classes, head_in)  # Miyato & Koyama 2018
+
+    def _pack(self, x: Tensor) -> Tensor:
+        if self.pack == 1:
+            return x
+        n = x.shape[0]
+        if n % self.pack:
+            raise ValueError(f"batch of {n} cannot be packed by {self.pack}")
+        # N x C x ... -> N/pack x (pack*C) x ...: samples of a group side by side on the channel axis
+        return x.reshape(n // self.pack, self.pack * x.shape[1], *x.shape[2:])
+
+    def _concat_label(self) -> bool:
+        return bool(self.num_classes) and self.cond_mode == "concat"
+
+    def features(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        raise NotImplementedError
+
+    def head(self, h: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        if self.mbd is not None:
+            h = self.mbd(h)
+        out = self.linear(h).squeeze(1)
+        if self.num_classes and self.cond_mode == "projection":
+            out = out + (self.embed(y) * h).sum(1)
+        return out
+
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        return self.head(self.features(x, y), y)
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg, shape: Tuple[int, ...], num_classes: int):
+        super().__init__()
+        self.z_dim = cfg.z_dim
+        self.shape = tuple(shape)
+        self.num_classes = num_classes if cfg.conditional else 0
+        self.in_dim = self.z_dim + self.num_classes  # one-hot label concatenated to z
+
+    def _input(self, z: Tensor, y: Optional[Tensor]) -> Tensor:
+        if self.num_classes:
+            if y is None:
+                raise ValueError("a conditional generator needs labels")
+            return torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1)
+        return z
+
+
+# ------------------------------------------------------------------------------------------------
+# mlp: the classic pair of the WGAN-GP tutorials
+
+
+class MLPGenerator(Generator):
+    """z -> 128 -> 256 -> 512 -> 1024 -> pixels; BatchNorm from the second block, LeakyReLU 0.2, tanh."""
+
+    def __init__(self, cfg, shape, num_classes):
+        super().__init__(cfg, shape, num_classes)
+        widths = [128, 256, 512, 1024]
+        layers: list = [nn.Linear(self.in_dim, widths[0]), nn.LeakyReLU(0.2, inplace=True)]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU(0.2, inplace=True)]
+        layers += [nn.Linear(widths[-1], math.prod(shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z, y=None):
+        return self.net(self._input(z, y)).view(-1, *self.shape)
+
+
+class MLPCritic(Critic):
+    """pixels -> 512 -> 256 -> 1, LeakyReLU 0.2; optional normalisation after each hidden layer."""
+
+    def __init__(self, cfg, shape, num_classes, widths=(512, 256)):
+        super().__init__(cfg, shape, num_classes)
+        d_in = math.prod(shape) * cfg.pack + (self.num_classes if self._concat_label() else 0)
+        layers: list = []
+        for w in widths:
+            layers += [nn.Linear(d_in, w), norm1d(cfg.critic_norm, w), nn.LeakyReLU(0.2, inplace=True)]
+            d_in = w
+        self.body = nn.Sequential(*layers)
+        self._finish(d_in, cfg)
+
+    def features(self, x, y=None):
+        h = self._pack(x).flatten(1)
+        if self._concat_label():
+            h = torch.cat([h, F.one_hot(y, self.num_classes).to(h.dtype)], 1)
+        return self.body(h)
+
+
+# ------------------------------------------------------------------------------------------------
+# dcgan: a small convolutional pair for 28x28
+
+
+class DCGANGenerator(Generator):
+    """z -> 128x7x7 -> 64x14x14 -> Cx28x28 (transposed convs, BatchNorm, ReLU, tanh)."""
+
+    def __init__(self, cfg, shape, num_classes):
+        super().__init__(cfg, shape, num_classes)
+        c = shape[0]
+        self.fc = nn.Sequential(nn.Linear(self.in_dim, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True))
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
+            nn.ConvTranspose2d(64, c, 4, 2, 1), nn.Tanh(),
+        )
+
+    def forward(self, z, y=None):
+        return self.net(self.fc(self._input(z, y)).view(-1, 128, 7, 7))
+
+
+class DCGANCritic(Critic):
+    """Cx28x28 -> 64x14x14 -> 128x7x7 -> features (strided convs, LeakyReLU 0.2)."""
+
+    def __init__(self, cfg, shape, num_classes):
+        super().__init__(cfg, shape, num_classes)
+        c_in = shape[0] * cfg.pack + (self.num_classes if self._concat_label() else 0)
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, 64, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(64, 128, 4, 2, 1), norm2d(cfg.critic_norm, 128), nn.LeakyReLU(0.2, True),
+        )
+        self._finish(128 * 7 * 7, cfg)
+
+    def features(self, x, y=None):
+        h = self._pack(x)
+        if self._concat_label():  # one-hot label maps as extra input channels
+            onehot = F.one_hot(y, self.num_classes).to(h.dtype)[:, :, None, None]
+            h = torch.cat([h, onehot.expand(-1, -1, *h.shape[2:])], 1)
+        return self.body(h).flatten(1)
+
+
+# ------------------------------------------------------------------------------------------------
+# toy: MLPs for the 2D mixtures
+
+
+class ToyGenerator(Generator):
+    """z -> 128 -> 128 -> 128 -> 2, ReLU (the 2D-mixture generator of the unrolled/VEEGAN/PacGAN line)."""
+
+    def __init__(self, cfg, shape, num_classes, width=128):
+        super().__init__(cfg, shape, num_classes)
+        self.net = nn.Sequential(
+            nn.Linear(self.in_dim, width), nn.ReLU(True), nn.Linear(width, width), nn.ReLU(True),
+            nn.Linear(width, width), nn.ReLU(True), nn.Linear(width, shape[0]),
+        )
+
+    def forward(self, z, y=None):
+        return self.net(self._input(z, y))
+
+
+class ToyCritic(MLPCritic):
+    def __init__(self, cfg, shape, num_classes):
+        super().__init__(cfg, shape, num_classes, widths=(128, 128))
+
+
+# ------------------------------------------------------------------------------------------------
+# registry entries: (cfg, shape, num_classes) -> (G, D), with the fit check
+
+
+def _need_images(name: str, shape, hw=None) -> None:
+    if len(shape) != 3 or (hw is not None and tuple(shape[1:]) != hw):
+        want = f"{hw[0]}x{hw[1]} images" if hw else "images"
+        raise UserError(f"model '{name}' needs {want}, but the dataset gives samples of shape {tuple(shape)}; "
+                        f"use model {'toy' if len(shape) == 1 else 'mlp'}")
+
+
+@MODELS.register("mlp")
+def mlp(cfg, shape, num_classes):
+    _need_images("mlp", shape)
+    return MLPGenerator(cfg, shape, num_classes), MLPCritic(cfg, shape, num_classes)
+
+
+@MODELS.register("dcgan")
+def dcgan(cfg, shape, num_classes):
+    _need_images("dcgan", shape, (28, 28))
+    return DCGANGenerator(cfg, shape, num_classes), DCGANCritic(cfg, shape, num_classes)
+
+
+@MODELS.register("toy")
+def toy(cfg, shape, num_classes):
+    if len(shape) != 1:
+        raise UserError(f"model 'toy' needs 2D points, but the dataset gives samples of shape {tuple(shape)}; use mlp or dcgan")
+    return ToyGenerator(cfg, shape, num_classes), ToyCritic(cfg, shape, num_classes)
+
+
+def build_models(cfg, shape, num_classes) -> Tuple[nn.Module, nn.Module]:
+    """Registry name, or 'package.module:function' for a user's own (cfg, shape, num_classes) -> (G, D)."""
+    if ":" in cfg.model:
+        mod, _, fn = cfg.model.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise UserError(f"model '{cfg.model}' cannot be imported ({e}); give 'package.module:function'") from None
+    else:
+        factory = MODELS.get(cfg.model)
+    if cfg.critic_norm == "instance" and cfg.model != "dcgan" and ":" not in cfg.model:
+        raise UserError(f"critic_norm 'instance' needs a convolutional critic (model dcgan), not '{cfg.model}'; "
+                        "use none, batch or layer")
+    return factory(cfg, tuple(shape), num_classes)

@@ -1,0 +1,432 @@
+"""The one trainer: seeding, the n_critic loop, remedies, per-step logs, checkpoints and resume.
+
+A run directory holds::
+
+    config.yaml          the resolved config (every default filled in)
+    run.json             git commit, torch version, device, command
+    log.jsonl            one JSON line per generator step
+    checkpoints/last.pt  G, D, both optimisers, every RNG state and the step (for resume)
+    checkpoints/G_000500.pt  generator weights at each checkpoint step (for evaluation)
+    samples/step_000500.png  a fixed-noise sample grid at each checkpoint
+    done.json            written last: the run finished
+
+Started again with the same config, a run resumes from ``last.pt`` and ends bit-identical to an
+uninterrupted run on the same machine: the data sampler, torch (CPU and CUDA), numpy and Python RNG
+states are all saved. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+from benchmark import io
+from benchmark.config import (TrainConfig, load_yaml, make_config, parse_set, resolve, semantic_dict, to_yaml)
+from benchmark.data import Dataset, load_dataset
+from benchmark.errors import TrainingDiverged, UserError
+from benchmark.models import build_models
+from benchmark.objectives import build_objective
+
+
+# ------------------------------------------------------------------------------------------------
+# set-up
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' asked for, but no CUDA device is present; use --device cpu or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def make_optimizer(params, cfg: TrainConfig, which: str) -> torch.optim.Optimizer:
+    lr = getattr(cfg, f"lr_{which}")
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(getattr(cfg, f"beta1_{which}"), getattr(cfg, f"beta2_{which}")))
+
+
+class Run:
+    """Everything a run needs, built (and checked) before anything is written."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.device = pick_device(cfg.device)
+        self.data: Dataset = load_dataset(cfg.dataset, cfg.data_root, "train", self.device, cfg.download)
+        self.cfg = cfg = resolve(cfg, num_train=len(self.data))
+        seed_everything(cfg.seed, cfg.deterministic)  # before the weights are initialised
+        self.num_classes = self.data.num_classes
+        self.G, self.D = build_models(cfg, self.data.shape, self.num_classes)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        self.objective = build_objective(cfg)
+        self.opt_g = make_optimizer(self.G.parameters(), cfg, "g")
+        self.opt_d = make_optimizer(self.D.parameters(), cfg, "d")
+        # Real and fake go through D in one call when no layer mixes the samples of a batch: the
+        # same math in fewer, larger matrix products.
+        self.fuse = cfg.critic_norm != "batch" and not cfg.minibatch_disc
+
+    def critic_step(self, data_gen: torch.Generator, sigma: float = 0.0):
+        """One critic update on a fresh real batch and a fresh fake batch (the hot path).
+
+        Returns (loss, penalty or None, Wasserstein estimate or None, real, fake, y), detached.
+        """
+        cfg, G, D, obj, bs = self.cfg, self.G, self.D, self.objective, self.cfg.batch_size
+        real, y = self.data.sample(bs, data_gen)
+        y = y if cfg.conditional else None
+        with torch.no_grad():  # the critic step needs no graph through G
+            fake = G(torch.randn(bs, cfg.z_dim, device=self.device), y)
+        if sigma > 0:  # instance noise on both inputs of D
+            real = real + sigma * torch.randn_like(real)
+            fake = fake + sigma * torch.randn_like(fake)
+        if self.fuse:
+            scores = D(torch.cat([real, fake]), None if y is None else torch.cat([y, y]))
+            d_real, d_fake = scores[: bs // cfg.pack], scores[bs // cfg.pack:]
+        else:
+            d_real, d_fake = D(real, y), D(fake, y)
+        loss = obj.d_loss(d_real, d_fake)
+        pen = obj.penalty(D, real, fake, y)
+        if pen is not None:
+            loss = loss + pen[0]
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        obj.after_critic_step(D)  # weight clipping (wgan)
+        wdist = (d_real.mean() - d_fake.mean()).detach() if obj.wasserstein else None
+        pen = None if pen is None else (pen[0].detach(), pen[1].detach())
+        return loss.detach(), pen, wdist, real, fake, y
+
+
+def _fixed_noise(cfg: TrainConfig, num_classes: int, device) -> Tuple[Tensor, Optional[Tensor]]:
+    """Noise for the sample grids, from its own generator so it never moves the training RNG."""
+    g = torch.Generator().manual_seed(cfg.seed + 1_000_003)
+    n = cfg.num_grid
+    z = torch.randn(n, cfg.z_dim, generator=g).to(device)
+    y = (torch.arange(n) % num_classes).to(device) if cfg.conditional else None
+    return z, y
+
+
+# ------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def rng_state(data_gen: torch.Generator) -> Dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "data": data_gen.get_state(),
+    }
+
+
+def set_rng_state(state: Dict[str, Any], data_gen: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    data_gen.set_state(state["data"])
+
+
+def load_checkpoint(path: Path) -> Dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UserError(f"checkpoint '{path}' is corrupt or unreadable ({type(e).__name__}); delete it to restart "
+                        "the run from scratch (or restore it from a copy)") from None
+
+
+def list_checkpoints(run_dir: str | Path) -> List[int]:
+    """Steps that have generator weights, ascending."""
+    ck = Path(run_dir) / "checkpoints"
+    return sorted(int(p.stem[2:]) for p in ck.glob("G_*.pt")) if ck.is_dir() else []
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    p = Path(run_dir) / "config.yaml"
+    if not p.is_file():
+        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml); give the --out of a 'ganbench train' run")
+    return make_config(load_yaml(p))
+
+
+def load_generator(run_dir: str | Path, step: Optional[int] = None, device: str | torch.device = "cpu"
+                   ) -> Tuple[nn.Module, TrainConfig, int]:
+    """The generator of a run at ``step`` (default: the last checkpoint), in eval mode."""
+    cfg = read_run_config(run_dir)
+    steps = list_checkpoints(run_dir)
+    if not steps:
+        raise UserError(f"run '{run_dir}' has no checkpoints yet; train it first")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise UserError(f"run '{run_dir}' has no checkpoint at step {step}; available: {', '.join(map(str, steps))}")
+    from benchmark.data import dataset_info
+
+    shape, num_classes, _ = dataset_info(cfg.dataset)
+    G, _ = build_models(cfg, shape, num_classes)
+    state = load_checkpoint(Path(run_dir) / "checkpoints" / f"G_{step:06d}.pt")
+    G.load_state_dict(state["G"])
+    return G.to(device).eval(), cfg, step
+
+
+@torch.no_grad()
+def generate(G: nn.Module, cfg: TrainConfig, n: int, seed: int = 0, device: str | torch.device = "cpu",
+             batch: int = 1000) -> Tuple[Tensor, Optional[Tensor]]:
+    """``n`` samples in [-1, 1] from a seeded noise stream; balanced labels for conditional G."""
+    g = torch.Generator().manual_seed(seed)
+    G = G.to(device).eval()
+    xs, ys = [], []
+    for i in range(0, n, batch):
+        m = min(batch, n - i)
+        z = torch.randn(m, cfg.z_dim, generator=g).to(device)
+        y = ((torch.arange(i, i + m) % G.num_classes).to(device)) if cfg.conditional else None
+        xs.append(G(z, y).float().clamp_(-1, 1).cpu())
+        if y is not None:
+            ys.append(y.cpu())
+    return torch.cat(xs), (torch.cat(ys) if ys else None)
+
+
+def save_samples(G: nn.Module, z: Tensor, y: Optional[Tensor], path: Path, data: Dataset) -> None:
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        x = G(z, y).float().cpu()
+    G.train(was_training)
+    if data.kind == "points":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        real, _ = data.reference(2500)
+        fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+        ax.scatter(*real.cpu().T.numpy(), s=2, c="tab:blue", alpha=0.3, label="real")
+        ax.scatter(*x.T.numpy(), s=4, c="tab:red", alpha=0.7, label="generated")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=7)
+        with io.atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight")
+        plt.close(fig)
+    else:
+        from torchvision.utils import save_image
+
+        with io.atomic_path(path) as tmp:
+            save_image(x, tmp, nrow=int(math.sqrt(len(x))) or 1, normalize=True, value_range=(-1, 1))
+
+
+# ------------------------------------------------------------------------------------------------
+# the loop
+
+
+def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str, Any]:
+    """Train (or resume, or just report) the run of ``cfg`` in ``out``; returns the summary."""
+    out = Path(out)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    run = Run(cfg)  # builds and checks everything: a bad config fails here, before any write
+    cfg = run.cfg
+    G, D, obj, data, device = run.G, run.D, run.objective, run.data, run.device
+
+    # --- the run directory: new, same run (resume), or someone else's (refuse) --------------------
+    cfg_path, done_path = out / "config.yaml", out / "done.json"
+    if cfg_path.exists():
+        try:
+            old = make_config(load_yaml(cfg_path))
+        except UserError:
+            raise UserError(f"'{cfg_path}' is unreadable; delete '{out}' to start the run afresh") from None
+        diff = {k: (v, semantic_dict(cfg)[k]) for k, v in semantic_dict(old).items() if semantic_dict(cfg)[k] != v}
+        if diff:
+            k, (a, b) = next(iter(diff.items()))
+            raise UserError(f"'{out}' holds a run with another config ({k}: {a} there, {b} here); use another --out")
+    if done_path.exists():
+        summary = io.read_json(done_path)
+        if progress:
+            print(f"ganbench: run in '{out}' already finished ({summary['steps']} steps); nothing to do", file=sys.stderr)
+        return summary
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (out / "samples").mkdir(exist_ok=True)
+    io.write_text(cfg_path, to_yaml(cfg))
+    io.write_json(out / "run.json", {
+        "git_commit": io.git_commit(), "torch": torch.__version__, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "python": platform.python_version(), "command": sys.argv, "threads": torch.get_num_threads(),
+    })
+
+    # --- seeded in Run(); resume if a checkpoint exists -------------------------------------------
+    data_gen = torch.Generator().manual_seed(cfg.seed)  # draws batch indices (CPU, saved in checkpoints)
+    fixed_z, fixed_y = _fixed_noise(cfg, run.num_classes, device)
+    start, log_path, last_path = 0, out / "log.jsonl", out / "checkpoints" / "last.pt"
+    if last_path.exists():
+        ck = load_checkpoint(last_path)
+        G.load_state_dict(ck["G"])
+        D.load_state_dict(ck["D"])
+        run.opt_g.load_state_dict(ck["opt_g"])
+        run.opt_d.load_state_dict(ck["opt_d"])
+        set_rng_state(ck["rng"], data_gen)
+        start = ck["step"]
+    # the log may run ahead of the checkpoint (or be torn by a kill): keep what the checkpoint covers
+    io.rewrite_jsonl(log_path, [r for r in io.read_jsonl(log_path) if r.get("step", 0) <= start])
+
+    bs, n_critic, pack = cfg.batch_size, cfg.n_critic, cfg.pack
+    G.train()
+    D.train()
+    pending: List[Dict[str, Any]] = []
+    t_start = time.perf_counter()
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=out.name, unit="step", dynamic_ncols=True)
+    for step in range(start, cfg.steps):
+        t0 = time.perf_counter()
+        sigma = cfg.instance_noise * (1.0 - step / cfg.steps)  # instance noise, annealed to 0
+        d_losses, gps, wdists, norms = [], [], [], None
+
+        # ---- critic: n_critic steps on fresh real and fake batches ---------------------------------
+        for _ in range(n_critic):
+            loss, pen, wdist, real, fake, y = run.critic_step(data_gen, sigma)
+            d_losses.append(loss)
+            if pen is not None:
+                gps.append(pen[0])
+                norms = pen[1]
+            if wdist is not None:
+                wdists.append(wdist)
+
+        # ---- |grad D| at interpolates for objectives without a penalty (measured, not trained on) ---
+        if not obj.has_penalty and (step + 1) % cfg.grad_norm_every == 0:
+            from benchmark.objectives import gradient_penalty
+
+            _, norms = gradient_penalty(D, real, fake, y, pack, create_graph=False)
+            D.zero_grad(set_to_none=True)
+
+        # ---- generator step ---------------------------------------------------------------------
+        y_g = y  # labels of the last real batch: the real label distribution
+        fake = G(torch.randn(bs, cfg.z_dim, device=device), y_g)
+        fake_in = fake + sigma * torch.randn_like(fake) if sigma > 0 else fake
+        if cfg.feature_matching:  # Salimans et al.: match the mean critic features of real data
+            with torch.no_grad():
+                f_real = D.features(real, y).mean(0)
+            g_loss = F.mse_loss(D.features(fake_in, y_g).mean(0), f_real)
+        else:
+            g_loss = obj.g_loss(D(fake_in, y_g))
+        run.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        run.opt_g.step()
+
+        # ---- log ------------------------------------------------------------------------------
+        rec: Dict[str, Any] = {"step": step + 1, "d_loss": torch.stack(d_losses).mean().item(), "g_loss": g_loss.item()}
+        if wdists:
+            rec["wdist"] = torch.stack(wdists).mean().item()
+        if gps:
+            rec["gp"] = torch.stack(gps).mean().item()
+        if norms is not None:
+            rec["grad_norm_mean"] = norms.mean().item()
+            rec["grad_norm_std"] = norms.std().item() if norms.numel() > 1 else 0.0
+        rec["sec"] = time.perf_counter() - t0
+        pending.append(rec)
+        if not (math.isfinite(rec["d_loss"]) and math.isfinite(rec["g_loss"])):
+            io.append_jsonl(log_path, pending)
+            bar.close()
+            raise TrainingDiverged(f"losses became non-finite at step {step + 1} (d_loss {rec['d_loss']}, g_loss {rec['g_loss']})")
+        if len(pending) >= cfg.log_flush_every:
+            io.append_jsonl(log_path, pending)
+            pending = []
+        bar.update(1)
+        if progress and (step + 1) % 10 == 0:
+            bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", refresh=False)
+
+        # ---- checkpoint: generator weights, full state, sample grid ----------------------------------
+        s = step + 1
+        if s % cfg.checkpoint_every == 0 or s == cfg.steps:
+            io.append_jsonl(log_path, pending)
+            pending = []
+            io.torch_save({"G": G.state_dict(), "step": s}, out / "checkpoints" / f"G_{s:06d}.pt")
+            save_samples(G, fixed_z, fixed_y, out / "samples" / f"step_{s:06d}.png", data)
+            io.torch_save({
+                "step": s, "G": G.state_dict(), "D": D.state_dict(), "opt_g": run.opt_g.state_dict(),
+                "opt_d": run.opt_d.state_dict(), "rng": rng_state(data_gen), "config": cfg.to_dict(),
+                "git_commit": io.git_commit(),
+            }, last_path)
+    bar.close()
+
+    log = io.read_jsonl(log_path)
+    summary = {
+        "steps": cfg.steps,
+        "seconds_this_session": time.perf_counter() - t_start,
+        "seconds_per_step": float(np.median([r["sec"] for r in log])) if log else None,
+        "final": log[-1] if log else None,
+        "checkpoints": list_checkpoints(out),
+    }
+    io.write_json(done_path, summary)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults <- --config FILE <- --flags <- --set key=value."""
+    overrides: Dict[str, Any] = {}
+    if args.config:
+        overrides.update(load_yaml(args.config))
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(args, f"cfg_{f.name}", None)
+        if v is not None:
+            overrides[f.name] = yaml.safe_load(v) if isinstance(v, str) and v.strip() else v
+    overrides.update(parse_set(args.set))
+    return make_config(overrides)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            p.add_argument(flag, dest=f"cfg_{f.name}", nargs="?", const="true", default=None, metavar="BOOL")
+        else:
+            p.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper())
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    try:
+        summary = train(cfg, args.out, progress=not args.quiet)
+    except TrainingDiverged as e:
+        print(f"ganbench: run diverged: {e}", file=sys.stderr)
+        return 1
+    print(f"ganbench: done, {summary['steps']} steps; outputs in '{args.out}'")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train", help="train one GAN run (resumes if its --out holds a checkpoint)",
+                       description="Train one run. Every config key is a flag (--gp-lambda 10) and can also "
+                                   "come from --config FILE.yaml or --set key=value (highest priority).")
+    p.add_argument("--config", help="YAML file of config overrides")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key (repeatable)")
+    p.add_argument("--out", required=True, help="run directory (created; an existing run there resumes)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(p)
+    p.set_defaults(func=_cmd_train)
