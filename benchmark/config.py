@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
@@ -80,7 +80,9 @@ class TrainConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms(True)
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
     num_threads: Optional[int] = None  # torch CPU threads (None: torch's default)
-    checkpoint_every: int = 500  # generator steps between checkpoints (and sample grids)
+    checkpoint_every: int = 500  # generator steps between resumable checkpoints
+    checkpoint_at: List[int] = field(default_factory=list)  # steps that keep generator weights + a sample
+    #   grid (for evaluation); empty: every checkpoint does. The last step always does.
     grad_norm_every: int = 10  # steps between |grad D| measurements for objectives without a GP
     log_flush_every: int = 50  # steps between appends of the per-step log to disk
     num_grid: int = 64  # samples in the fixed-noise grid
@@ -114,6 +116,10 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             return None
         return coerce(key, value, args[0])
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+        return dict(value)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise UserError(f"config key '{key}' must be a list, got {value!r}")
@@ -268,6 +274,8 @@ def check(cfg: TrainConfig) -> None:
         v = getattr(cfg, k)
         if v is not None and not 0 <= v < 1:
             raise UserError(f"config key '{k}' must be in [0, 1), got {v}")
+    if any(s < 1 for s in cfg.checkpoint_at):
+        raise UserError(f"config key 'checkpoint_at' must list steps >= 1, got {cfg.checkpoint_at}")
     if cfg.epochs is not None and cfg.epochs <= 0:
         raise UserError(f"config key 'epochs' must be > 0, got {cfg.epochs}")
     if not 0 <= cfg.label_smoothing < 1:

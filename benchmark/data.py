@@ -41,6 +41,7 @@ class Dataset:
     num_classes: int = 0
     kind: str = "image"  # image | points
     name: str = ""
+    num_train: int = 0  # size of the train split (what an epoch means), known without loading
 
     images: Tensor  # N x C x H x W in [-1, 1] (or N x 2 points), on self.device
     labels: Tensor  # N, int64, on self.device
@@ -102,6 +103,7 @@ class _TorchvisionImages(Dataset):
     tv_name = ""
     shape = (1, 28, 28)
     num_classes = 10
+    num_train = 60000
 
     def __init__(self, root=None, split="train", device="cpu", download=True):
         super().__init__(root, split, device, download)
@@ -131,6 +133,7 @@ class StackedMNIST(Dataset):
     name = "stacked-mnist"
     shape = (3, 28, 28)
     num_classes = 1000
+    num_train = 60000
 
     def __init__(self, root=None, split="train", device="cpu", download=True):
         super().__init__(root, split, device, download)
@@ -165,7 +168,7 @@ class Mixture2D(Dataset):
     kind = "points"
     shape = (2,)
     std = 0.01
-    size = 100_000  # nominal size: what an "epoch" means for these
+    size = num_train = 100_000  # nominal size: what an "epoch" means for these
 
     @staticmethod
     def make_means() -> Tensor:
@@ -225,6 +228,7 @@ class Digits(Dataset):
     name = "digits"
     shape = (1, 8, 8)
     num_classes = 10
+    num_train = 1500
 
     def __init__(self, root=None, split="train", device="cpu", download=True):
         super().__init__(root, split, device, download)

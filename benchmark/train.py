@@ -269,8 +269,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     (out / "samples").mkdir(exist_ok=True)
     io.write_text(cfg_path, to_yaml(cfg))
+    commit = io.git_commit()
     io.write_json(out / "run.json", {
-        "git_commit": io.git_commit(), "torch": torch.__version__, "device": str(device),
+        "git_commit": commit, "torch": torch.__version__, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "python": platform.python_version(), "command": sys.argv, "threads": torch.get_num_threads(),
     })
@@ -357,17 +358,19 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
         if progress and (step + 1) % 10 == 0:
             bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", refresh=False)
 
-        # ---- checkpoint: generator weights, full state, sample grid ----------------------------------
+        # ---- checkpoints: generator weights + sample grid (to evaluate), full state (to resume) --------
         s = step + 1
-        if s % cfg.checkpoint_every == 0 or s == cfg.steps:
-            io.append_jsonl(log_path, pending)
-            pending = []
+        keep_g = s == cfg.steps or (s in cfg.checkpoint_at if cfg.checkpoint_at else s % cfg.checkpoint_every == 0)
+        if keep_g:
             io.torch_save({"G": G.state_dict(), "step": s}, out / "checkpoints" / f"G_{s:06d}.pt")
             save_samples(G, fixed_z, fixed_y, out / "samples" / f"step_{s:06d}.png", data)
+        if keep_g or s % cfg.checkpoint_every == 0:
+            io.append_jsonl(log_path, pending)
+            pending = []
             io.torch_save({
                 "step": s, "G": G.state_dict(), "D": D.state_dict(), "opt_g": run.opt_g.state_dict(),
                 "opt_d": run.opt_d.state_dict(), "rng": rng_state(data_gen), "config": cfg.to_dict(),
-                "git_commit": io.git_commit(),
+                "git_commit": commit,
             }, last_path)
     bar.close()
 

@@ -1,0 +1,1 @@
+"""Study runner and report stage: specs (spec.py) -> trials on a pool or Dask (runner.py) -> report.py."""
