@@ -112,8 +112,7 @@ def summary_table(df: pd.DataFrame, order: List[str], columns: Optional[List[str
         return pd.DataFrame()
     last = df[df["step"] == df.groupby("key")["step"].transform("max")] if step == "final" else df
     g = last.groupby(["variant", "metric"])["value"].agg(["mean", "std", "count"]).reset_index()
-    metrics = columns or sorted(g["metric"].unique(), key=_metric_order)
-    metrics = [m for m in metrics if m in set(g["metric"])]
+    metrics = select_metrics(sorted(g["metric"].unique(), key=_metric_order), columns)
     out = {}
     for m in metrics:
         sub = g[g["metric"] == m].set_index("variant")
@@ -122,6 +121,14 @@ def summary_table(df: pd.DataFrame, order: List[str], columns: Optional[List[str
         out[(m, "n")] = sub["count"]
     t = pd.DataFrame(out)
     return t.reindex([v for v in order if v in t.index])
+
+
+def select_metrics(available: List[str], wanted: Optional[List[str]]) -> List[str]:
+    """``wanted`` names scores exactly or by base name ('fid' matches fid10k_test and fid5k_test)."""
+    if not wanted:
+        return list(available)
+    out = [m for w in wanted for m in available if m == w or metric_base(m) == w]
+    return list(dict.fromkeys(out))
 
 
 def _metric_order(m: str) -> Tuple[int, str]:
@@ -202,7 +209,7 @@ def evaluate_claims(claims: List[Dict[str, Any]], t: pd.DataFrame) -> List[Dict[
     out = []
     for c in claims:
         try:
-            ok = bool(eval(c["check"], {"__builtins__": {}}, env))  # the spec's own expression
+            ok = bool(eval(c["check"], {"__builtins__": {}, **env}))  # the spec's own expression
             verdict = "supported" if ok else "not supported"
         except (KeyError, ValueError, ZeroDivisionError) as e:
             verdict = f"not measured ({e})"
@@ -247,7 +254,7 @@ def fig_metric_vs_value(df: pd.DataFrame, x: str, metrics: List[str], path: Path
     if df.empty or col not in df:
         return None
     last = df[df["step"] == df.groupby("key")["step"].transform("max")]
-    metrics = [m for m in metrics if m in set(last["metric"])]
+    metrics = select_metrics(sorted(set(last["metric"]), key=_metric_order), metrics)
     if not metrics:
         return None
     plt = _plt()
@@ -274,7 +281,7 @@ def fig_metric_vs_value(df: pd.DataFrame, x: str, metrics: List[str], path: Path
 
 
 def fig_metrics_vs_step(df: pd.DataFrame, order: List[str], metrics: List[str], path: Path) -> Optional[str]:
-    metrics = [m for m in metrics if not df.empty and m in set(df["metric"])]
+    metrics = select_metrics(sorted(set(df["metric"]), key=_metric_order), metrics) if not df.empty else []
     if not metrics or df["step"].nunique() < 2:
         return None
     plt = _plt()
@@ -342,10 +349,16 @@ def fig_coverage(used: List[Dict[str, Any]], index: Dict[str, Any], order: List[
     rows = [v for v in order if v in hists]
     if not rows:
         return None
-    mat = np.stack([np.mean(hists[v], 0) for v in rows])
+    width = max(len(h) for v in rows for h in hists[v])  # variants may differ (8 modes vs 10 classes)
+    mat = np.full((len(rows), width), np.nan)
+    for i, v in enumerate(rows):
+        m = np.mean([h for h in hists[v] if len(h) == len(hists[v][0])], 0)
+        mat[i, : len(m)] = m
+    if len({len(hists[v][0]) for v in rows}) > 1:
+        label = "class / mode"
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(5, 0.45 * mat.shape[1] + 3), 0.45 * len(rows) + 1.6))
-    im = ax.imshow(mat, cmap="viridis", aspect="auto", vmin=0)
+    im = ax.imshow(np.ma.masked_invalid(mat), cmap="viridis", aspect="auto", vmin=0)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.set_xticks(range(mat.shape[1]))
     ax.set_xlabel(label)
@@ -366,6 +379,11 @@ def fig_tsne(index: Dict[str, Any], order: List[str], root: Path, path: Path, sp
         t = next((t for t in index["trials"] if t["variant"] == v and t["seed"] == seed0), None)
         d = root / "trials" / t["key"] / "run" if t else None
         if d is None or not (d / "done.json").exists():
+            continue
+        from benchmark.data import dataset_info
+        from benchmark.train import read_run_config
+
+        if dataset_info(read_run_config(d).dataset)[2] != "image":
             continue
         step = list_checkpoints(d)[-1]
         recs = evaluate_run(d, steps=[step], metrics=["tsne"], num_samples=min(2000, spec["num_samples"]),
@@ -431,7 +449,9 @@ def _env_lines(index: Dict[str, Any], used: List[Dict[str, Any]], root: Path) ->
     devices = sorted({f"{r.get('device')} ({r.get('device_name')}, {r.get('threads')} threads)" for r in runs})
     torches = sorted({r.get("torch") for r in runs} | {r.get("torch_version") for r in used} - {None})
     commits = sorted({r.get("git_commit") for r in runs} | {r.get("git_commit") for r in used} - {None})
-    evals = sorted({json.dumps(r.get("evaluator"), sort_keys=True) for r in used})
+    by_data: Dict[str, set] = {}
+    for r in used:
+        by_data.setdefault(r.get("dataset", "?"), set()).add(json.dumps(r.get("evaluator"), sort_keys=True))
     lines = [
         f"- command: `{index['command']}`",
         f"- preset: `{index['preset'] or 'default'}`; seeds: {sorted({t['seed'] for t in index['trials']})}",
@@ -439,12 +459,13 @@ def _env_lines(index: Dict[str, Any], used: List[Dict[str, Any]], root: Path) ->
         f"- torch: {', '.join(torches) or torch.__version__}; device: {'; '.join(devices) or 'unknown'}; "
         f"Python {platform.python_version()}",
     ]
-    for e in evals:
-        ev = json.loads(e) or {}
-        lines.append(f"- evaluator: {ev.get('name')} sha256 `{ev.get('sha256')}`; classifier sha256 "
-                     f"`{ev.get('classifier_sha256')}`; LPIPS backbone: {ev.get('lpips_backbone')}")
-    if len(evals) > 1:
-        lines.append(f"- **warning: these scores come from {len(evals)} different evaluators; compare rows with care**")
+    for data, evs in sorted(by_data.items()):
+        for e in sorted(evs):
+            ev = json.loads(e) or {}
+            lines.append(f"- evaluator for {data}: {ev.get('name')} sha256 `{ev.get('sha256')}`; classifier sha256 "
+                         f"`{ev.get('classifier_sha256')}`; LPIPS backbone: {ev.get('lpips_backbone')}")
+        if len(evs) > 1:
+            lines.append(f"- **warning: {data} scores come from {len(evs)} different evaluators; compare rows with care**")
     if len([c for c in commits if c]) > 1:
         lines.append(f"- **note: trials and scores come from {len(commits)} code versions (listed above)**")
     return lines
@@ -482,11 +503,13 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
         raise UserError(f"study '{spec['name']}' has no scores yet; run 'ganbench study run' for it first")
     columns = rep.get("columns")
     t = summary_table(df, order, columns)
-    evaluator = {json.dumps(r.get("evaluator"), sort_keys=True) for r in used}
-    ev = json.loads(next(iter(evaluator))) or {}
+    evs = sorted({json.dumps(r.get("evaluator"), sort_keys=True) for r in used})
+    ev_text = "; ".join(
+        f"{e.get('name')}" + (f" sha256 {str(e.get('sha256'))[:12]}" if e.get("sha256") else "")
+        + (f", LPIPS backbone {e.get('lpips_backbone')}" if e.get("lpips_backbone") else "")
+        for e in (json.loads(x) or {} for x in evs))
     caption = (f"{spec.get('title') or spec['name']}: mean ± std over {len(spec['seeds'])} seed(s) at the final step; "
-               f"best per column in bold. Preset {spec.get('preset') or 'default'}; evaluator sha256 "
-               f"{str(ev.get('sha256'))[:12]}; LPIPS backbone {ev.get('lpips_backbone')}.")
+               f"best per column in bold. Preset {spec.get('preset') or 'default'}; evaluator: {ev_text}.")
     io.write_text(out / "table.md", to_markdown(t) + "\n\n" + caption + "\n")
     io.write_text(out / "table.csv", to_csv(t))
     io.write_text(out / "table.tex", to_latex(t, caption))
@@ -545,10 +568,7 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
     figs.append(("Scores over training", fig_metrics_vs_step(df, order, fig_metrics, out / "metrics_vs_step.png")))
     figs.append(("Samples (fixed noise, final step)", fig_samples(index, order, root, out / "samples.png")))
     figs.append(("Coverage", fig_coverage(used, index, order, out / "coverage.png")))
-    from benchmark.data import dataset_info
-
-    kind = dataset_info(spec["base"].get("dataset", "mnist"))[2]
-    if (tsne if tsne is not None else rep.get("tsne", kind == "image")) and kind == "image":
+    if tsne if tsne is not None else rep.get("tsne", True):
         figs.append(("t-SNE of classifier features (real | generated)", fig_tsne(index, order, root, out / "tsne.png", spec)))
     figs.append(("Training dynamics", fig_dynamics(index, order, root, out / "dynamics.png")))
     page += ["## Figures", ""]

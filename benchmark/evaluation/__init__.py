@@ -1,0 +1,1 @@
+"""The evaluation stage: the pinned classifier, metrics (torch-fidelity engine, coverage, LPIPS, modes), scoring runs."""

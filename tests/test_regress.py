@@ -1,0 +1,321 @@
+"""`ganbench regress`: verdict and tolerance logic on hand-made baselines, one-line refusals (missing or
+corrupt baseline, another evaluator, bad flags), JUnit XML, and the gate itself on a subset of the real
+`ci` suite: two runs give bit-identical scores, and a weakened config is flagged on the scores that
+should catch it."""
+import json
+import math
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from benchmark import regress as R
+from benchmark.cli import main
+from benchmark.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "benchmark" / "baselines" / "ci.json"
+
+
+def run_cli(capsys, argv):
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_line_error(capsys, argv, *needles):
+    code, out, err = run_cli(capsys, argv)
+    err = err.strip()
+    assert code == 2, (out, err)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def entry(value, tol, direction):
+    return {"value": value, "tolerance": tol, "direction": direction}
+
+
+def hand_baseline(**trials):
+    return {"format": R.FORMAT, "suite": "ci", "environment": {}, "evaluators": {}, "tolerance": {},
+            "trials": {t: {"dataset": "digits", "metrics": m} for t, m in trials.items()}}
+
+
+# ------------------------------------------------------------------------------------------------
+# logic
+
+
+@pytest.mark.parametrize("base,now,tol,d,want", [
+    (40.0, 40.0, 2.0, -1, "ok"),
+    (40.0, 41.9, 2.0, -1, "ok"),  # worse, within tolerance
+    (40.0, 42.5, 2.0, -1, "REGRESSION"),  # lower is better: up beyond tolerance
+    (40.0, 37.5, 2.0, -1, "improvement"),
+    (7.0, 6.6, 0.5, 1, "ok"),  # higher is better
+    (7.0, 6.0, 0.5, 1, "REGRESSION"),  # one mode lost from a stable count
+    (7.0, 8.0, 0.5, 1, "improvement"),
+    (0.5, math.inf, 0.7, -1, "REGRESSION"),  # rkl: no high-quality sample any more
+    (math.inf, math.inf, 0.7, -1, "ok"),
+    (math.inf, 0.5, 0.7, -1, "improvement"),
+    (1.0, math.nan, 0.1, 1, "REGRESSION"),
+    (1.0, 9.0, math.inf, 1, "ok"),  # unstable at calibration: not gated
+])
+def test_verdict(base, now, tol, d, want):
+    assert R.verdict(base, now, tol, d) == want
+
+
+def test_compare_hand_made_baseline():
+    b = hand_baseline(**{
+        "a": {"fid1k_test": entry(40.0, 2.0, -1), "classes_covered1k": entry(10.0, 0.5, 1),
+              "precision1k_test": entry(0.4, 0.05, 1), "is1k": entry(5.0, 0.1, 1)},
+        "b": {"fid1k_test": entry(30.0, 1.0, -1)},
+        "c": {"modes2500": entry(6.0, 1.0, 1)},
+    })
+    run = R.SuiteRun(scores={
+        "a": {"key": None, "metrics": {"fid1k_test": 45.0, "classes_covered1k": 10.0, "precision1k_test": 0.5,
+                                       "lpips1k": 9.9, "kid_std1k_test": 1.0, "recall1k_test": 0.3}},
+        "c": {"key": None, "metrics": {"modes2500": 6.0}},
+    }, failed={"b": "TrainingDiverged: NaN loss"}, seconds=1.0)
+    rows, notes = R.compare(b, run, {"d": "dataset 'mnist': not found"}, ["a", "b", "c", "d"])
+    got = {(r.trial, r.metric): r.verdict for r in rows}
+    assert got == {
+        ("a", "fid1k_test"): "REGRESSION",  # +5 > 2, lower is better
+        ("a", "classes_covered1k"): "ok",
+        ("a", "precision1k_test"): "improvement",  # +0.1 > 0.05, higher is better
+        ("a", "is1k"): "missing",  # in the baseline, no longer produced
+        ("a", "recall1k_test"): "new",  # directional, not in the baseline: reported, not gated
+        ("b", "fid1k_test"): "error",
+        ("c", "modes2500"): "ok",
+        ("d", "*"): "skipped",
+    }  # lpips1k and kid_std1k_test have no direction: not gated, not listed
+    assert {r.verdict for r in rows if r.fails} == {"REGRESSION", "missing", "error"}
+    table = R.table(rows)
+    assert "a / fid1k_test" in table and "+5" in table and "REGRESSION" in table
+    assert "skipped: dataset 'mnist'" in table
+
+
+def test_tolerance_rule():
+    tol, spread = R.tolerance([40.0, 42.0, 44.0], 40.0, "fid1k_test")
+    assert spread["std"] == pytest.approx(2.0) and tol == pytest.approx(6.0)  # 3 * std
+    tol, _ = R.tolerance([10.0, 10.0, 10.0], 10.0, "classes_covered1k")
+    assert tol == 0.5  # absolute floor: one class lost from a stable 10 is a regression
+    tol, _ = R.tolerance([100.0, 100.0], 100.0, "fid1k_test")
+    assert tol == pytest.approx(2.0)  # 2 % relative floor
+    tol, spread = R.tolerance([0.5, math.inf, 0.7], 0.5, "rkl2500")
+    assert math.isinf(tol) and spread["nonfinite"] == 1  # unstable at this budget: recorded, not gated
+    tol, _ = R.tolerance([math.inf, math.inf], math.inf, "rkl2500")
+    assert tol == R.ABS_FLOORS["rkl"]
+
+
+def test_calibration_seeds():
+    assert R.calibration_seeds([0], 5) == [0, 1, 2, 3, 4]
+    assert R.calibration_seeds([7], 3) == [7, 8, 9]
+    assert R.calibration_seeds([0, 1, 2], 2) == [0, 1, 2]
+
+
+def test_junit_parses():
+    rows = [R.Row("t1", "fid1k_test", 40.0, 45.0, 2.0, -1, "REGRESSION"),
+            R.Row("t1", "is1k", 5.0, 5.0, 0.1, 1, "ok"),
+            R.Row("t1", "recall1k_test", None, 0.3, None, 1, "new", "not in the baseline"),
+            R.Row("t2", "fid1k_test", 30.0, None, 1.0, -1, "error", "TrainingDiverged: NaN <loss> & more"),
+            R.Row("t3", "*", None, None, None, 0, "skipped", "dataset 'mnist': not found")]
+    root = ET.fromstring(R.junit_xml(rows, "ci", 12.0, R.environment(), {"t1": 3.0}))
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == 5 == int(suite.get("tests"))
+    assert int(suite.get("failures")) == 1 and int(suite.get("errors")) == 1 and int(suite.get("skipped")) == 2
+    fail = cases[0].find("failure")
+    assert fail is not None and "fid1k_test" in fail.get("message") and cases[0].get("classname") == "regress.ci.t1"
+    assert cases[1].find("failure") is None and cases[1].find("skipped") is None
+    assert cases[3].find("error").get("message") == "TrainingDiverged: NaN <loss> & more"
+    assert suite.find("properties/property[@name='torch']") is not None
+
+
+def test_describe_changes():
+    old = hand_baseline(a={"fid1k_test": entry(40.0, 2.0, -1), "is1k": entry(5.0, 0.1, 1)})
+    new = hand_baseline(a={"fid1k_test": entry(38.0, 2.0, -1), "is1k": entry(5.0, 0.1, 1)},
+                        b={"modes2500": entry(6.0, 1.0, 1)})
+    lines = R.describe_changes(old, new)
+    assert "~ a / fid1k_test: 40 -> 38 (-2)" in lines and "+ trial 'b' (1 scores)" in lines
+    assert "1 scores unchanged" in lines
+
+
+# ------------------------------------------------------------------------------------------------
+# refusals: one line, exit 2, before any training
+
+
+def test_missing_baseline(capsys, tmp_path):
+    p = tmp_path / "none.json"
+    one_line_error(capsys, ["regress", "--suite", "ci", "--baseline", str(p)],
+                   f"baseline '{p}' does not exist", f"ganbench regress --suite ci --baseline {p} --update")
+
+
+@pytest.mark.parametrize("text,why", [
+    ("{not json", "not JSON"),
+    ('{"format": 1, "trials": {}}', "'evaluators' is missing"),
+    (json.dumps(hand_baseline(a={"fid1k_test": {"value": "x", "tolerance": 1, "direction": -1}})), "'a' / 'fid1k_test'"),
+    (b"\xff\xfe\x00garbage", "not UTF-8"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_corrupt_baseline(capsys, tmp_path, text, why):
+    p = tmp_path / "ci.json"
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    one_line_error(capsys, ["regress", "--suite", "ci", "--baseline", str(p)],
+                   f"baseline '{p}' is corrupt", why, "--update")
+
+
+def _image_dataset_with_evaluator():
+    from benchmark.evaluation.classifier import load_classifier
+
+    for ds in ("digits", "mnist"):
+        try:
+            load_classifier(ds)
+            return ds
+        except UserError:
+            continue
+    pytest.skip("no evaluator classifier weights in benchmark/evaluation/weights")
+
+
+def test_other_evaluator_refused(capsys, tmp_path, request):
+    ds = _image_dataset_with_evaluator()
+    only = {"digits": "^digits mlp gan$", "mnist": "^mnist"}[ds]
+    data = ["--data-root", request.getfixturevalue("mnist_data_root")] if ds == "mnist" else []
+    b = hand_baseline(x={"fid1k_test": entry(40.0, 2.0, -1)})
+    b["evaluators"] = {ds: {"name": f"ganbench-classifier-{ds}", "sha256": "0" * 64, "classifier_sha256": "0" * 64}}
+    p = tmp_path / "ci.json"
+    p.write_text(json.dumps(b))
+    one_line_error(capsys, ["regress", "--suite", "ci", "--baseline", str(p), "--only", only, *data],
+                   f"the evaluator of '{ds}' changed", "000000000000...", "not comparable", "--update")
+    assert not list(tmp_path.glob("ganbench-regress-*"))
+
+
+def test_other_environment_is_said_and_compared(capsys, tmp_path):
+    if not COMMITTED.is_file():
+        pytest.skip("no committed baseline")
+    b = json.loads(COMMITTED.read_text())
+    b["environment"] = {**b["environment"], "torch": "0.0-elsewhere", "cpu": "another CPU"}
+    p = tmp_path / "ci.json"
+    p.write_text(json.dumps(b))
+    code, out, err = run_cli(capsys, ["regress", "--suite", "ci", "--baseline", str(p), "--only", "^ring8", "--quiet"])
+    assert code in (0, 1), out + err  # compared (on another machine the scores themselves may move)
+    (line,) = [x for x in out.splitlines() if "another environment" in x]
+    assert "torch 0.0-elsewhere -> " in line and "cpu another CPU -> " in line and "comparing anyway" in line
+    assert "ring8 toy wgan / modes2500" in out
+
+
+@pytest.mark.parametrize("argv,needles", [
+    (["--set", "seed=3"], ["--set seed is not allowed"]),
+    (["--set", "deterministic=false"], ["deterministic", "bit-identical"]),
+    (["--set", "gp_lamda=3"], ["unknown config key 'gp_lamda'", "gp_lambda"]),
+    (["--set", "steps=0"], ["steps", ">= 1"]),
+    (["--calibrate", "3"], ["--calibrate", "--update"]),
+    (["--update", "--calibrate", "1"], ["K >= 2"]),
+    (["--update", "--set", "n_critic=1"], ["--set", "not for writing one"]),
+    (["--only", "nosuchtrial"], ["matches no trial", "ring8 toy wgan"]),
+    (["--suite", "nosuchsuite"], ["no suite 'nosuchsuite'"]),
+])
+def test_bad_flags(capsys, tmp_path, argv, needles):
+    p = tmp_path / "ci.json"
+    p.write_text(json.dumps(hand_baseline()))
+    one_line_error(capsys, ["regress", "--suite", "ci", "--baseline", str(p), *argv], *needles)
+
+
+def test_set_overrides_every_trial():
+    from benchmark.study.spec import load_spec, trials
+
+    spec = R.prepare(load_spec(REPO / "studies" / "ci.yaml"), {"steps": 7, "gp_lambda": 100, "n_critic": 2})
+    ts = trials(spec)
+    assert {t.config.steps for t in ts} == {7} and {t.eval_steps[-1] for t in ts} == {7}
+    assert {t.config.gp_lambda for t in ts} == {100.0} and {t.config.n_critic for t in ts} == {2}
+    assert all(t.config.deterministic and t.config.num_threads == 1 for t in ts)
+    plain = {t.variant: t.key for t in trials(load_spec(REPO / "studies" / "ci.yaml"))}
+    assert {t.variant: t.key for t in trials(R.prepare(load_spec(REPO / "studies" / "ci.yaml")))} == plain
+
+
+def test_suite_covers_the_harness():
+    """The ci suite exercises every objective, the conditional path, mode counting and image metrics."""
+    from benchmark.objectives import OBJECTIVES
+    from benchmark.study.spec import load_spec, trials
+
+    ts = trials(load_spec(REPO / "studies" / "ci.yaml"))
+    assert {t.config.objective for t in ts} == set(OBJECTIVES.names())
+    assert any(t.config.conditional for t in ts)
+    assert {"ring8", "digits", "mnist"} <= {t.config.dataset for t in ts}
+    assert all(t.config.deterministic and t.config.num_threads == 1 and t.config.device == "cpu" for t in ts)
+
+
+# ------------------------------------------------------------------------------------------------
+# the gate on a subset of the real suite (the same code path as `make ci-regress`)
+
+SUBSET = "^(ring8 toy wgan|digits mlp gan|digits mlp wgan-gp)$"
+SUBSET_IDS = ("ring8 toy wgan", "digits mlp gan", "digits mlp wgan-gp")
+# what a generator cut to 1 step must be caught on (one score of each direction, a toy and an image trial)
+MUST_CATCH_STEPS = {("ring8 toy wgan", "modes2500"), ("digits mlp gan", "fid1k_test"),
+                    ("digits mlp wgan-gp", "fid1k_test")}
+# a gradient penalty 100x too strong: WGAN-GP's fidelity and diversity drop (measured: FID 26.8 -> 51,
+# recall 0.78 -> 0.08, tolerances 2.9 and 0.13); trials without a penalty are unaffected (bit-identical)
+MUST_CATCH_GP = {("digits mlp wgan-gp", "fid1k_test"), ("digits mlp wgan-gp", "recall1k_test")}
+
+
+def _scores(keep: Path):
+    out = {}
+    for run in (keep / "suite" / "trials").glob("*/run"):
+        cfg = json.loads((run.parent / "trial.json").read_text())["config"]
+        rec = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+        out[(cfg["dataset"], cfg["objective"])] = rec["metrics"]
+    return out
+
+
+def test_gate_deterministic_and_catches_weakened_config(capsys, tmp_path):
+    from benchmark.evaluation.classifier import load_classifier
+
+    try:
+        load_classifier("digits")
+    except UserError as e:
+        pytest.skip(f"digits evaluator not available: {e}")
+    base = tmp_path / "ci.json"
+    if COMMITTED.is_file():  # its tolerances are kept; --update replaces the values with this machine's
+        shutil.copy(COMMITTED, base)
+    common = ["regress", "--suite", "ci", "--baseline", str(base), "--only", SUBSET, "--quiet", "--workers", "2"]
+
+    # 1. accept this machine's scores
+    code, out, err = run_cli(capsys, [*common, "--update", "--keep", str(tmp_path / "k1")])
+    assert code == 0, out + err
+    assert f"updated '{base}'" in out
+    b = json.loads(base.read_text())
+    assert set(SUBSET_IDS) <= set(b["trials"])
+    assert b["environment"]["torch"] and b["evaluators"]["digits"]["sha256"]
+
+    # 2. the same code again: bit-identical scores, every verdict ok, JUnit with no failure
+    junit = tmp_path / "junit.xml"
+    code, out, err = run_cli(capsys, [*common, "--junit", str(junit), "--keep", str(tmp_path / "k2")])
+    assert code == 0, out + err
+    assert _scores(tmp_path / "k1") == _scores(tmp_path / "k2")
+    for tid in SUBSET_IDS:
+        for m, e in b["trials"][tid]["metrics"].items():
+            assert f"{tid} / {m}" in out
+    root = ET.parse(junit).getroot()
+    cases = root.findall("testsuite/testcase")
+    assert len(cases) == sum(len(b["trials"][t]["metrics"]) for t in SUBSET_IDS)
+    assert not root.findall(".//failure") and not root.findall(".//error")
+
+    # 3. weakened configs: exit 1, flagged on the scores that must catch them
+    def flagged(argv):
+        junit = tmp_path / "weak.xml"
+        code, out, err = run_cli(capsys, [*common, *argv, "--junit", str(junit)])
+        assert code == 1, out + err
+        assert "FAILED" in out and "regressions: " in out
+        root = ET.parse(junit).getroot()
+        return {(tc.get("classname").removeprefix("regress.ci."), tc.get("name"))
+                for tc in root.iter("testcase") if tc.find("failure") is not None}
+
+    got = flagged(["--set", "steps=1"])  # the generator cut to 1 step
+    assert MUST_CATCH_STEPS <= got, got
+    got = flagged(["--set", "gp_lambda=1000"])  # the gradient penalty far off
+    assert MUST_CATCH_GP <= got, got
+    assert not {f for f in got if f[0] != "digits mlp wgan-gp"}, got  # no false alarm elsewhere
