@@ -41,7 +41,7 @@ class TrainConfig:
     dataset: str = "mnist"  # registry name: mnist, fashion-mnist, stacked-mnist, ring8, grid25, digits
     data_root: Optional[str] = None  # None: $GANBENCH_DATA, else ./data
     download: bool = True  # fetch torchvision datasets when absent (needs a network)
-    model: str = "mlp"  # registry name: mlp, dcgan, toy (or "module:Class" for a user's own pair)
+    model: str = "mlp"  # registry name: mlp, dcgan, toy (or "package.module:function" returning a user's (G, D))
     objective: str = "wgan-gp"  # gan, gan-minimax, lsgan, wgan, wgan-gp (c-prefixed: conditional)
     conditional: bool = False  # class label as an input to G and D
     cond_mode: str = "concat"  # how D sees the label: concat (one-hot input) | projection
@@ -92,6 +92,23 @@ class TrainConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def field_docs(cls: type) -> Dict[str, str]:
+    """The comment after each field of a config dataclass (used as ``--help`` text of its flag)."""
+    import inspect
+    import re
+
+    docs: Dict[str, str] = {}
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return docs
+    for line in src.splitlines():
+        m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
+        if m:
+            docs[m.group(1)] = m.group(2).strip().replace("%", "%%")
+    return docs
 
 
 # ------------------------------------------------------------------------------------------------

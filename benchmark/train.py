@@ -404,12 +404,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
+    from benchmark.config import field_docs
+
+    docs = field_docs(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        text = f"{docs.get(f.name, '')} [default: {default}]".strip()
         if f.type in (bool, "bool"):
-            p.add_argument(flag, dest=f"cfg_{f.name}", nargs="?", const="true", default=None, metavar="BOOL")
+            p.add_argument(flag, dest=f"cfg_{f.name}", nargs="?", const="true", default=None, metavar="BOOL",
+                           help=text)
         else:
-            p.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper())
+            p.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(), help=text)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -87,3 +87,16 @@ def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
 def test_console_script_runs_and_help_lists_stages():
     r = subprocess.run([sys.executable, "-m", "benchmark", "--help"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0 and "train" in r.stdout
+
+
+def test_every_train_flag_has_help_from_the_config_comments():
+    from benchmark.config import TrainConfig, field_docs
+
+    docs = field_docs(TrainConfig)
+    assert "weight of the gradient penalty" in docs["gp_lambda"]
+    r = subprocess.run([sys.executable, "-m", "benchmark", "train", "--help"], capture_output=True, text=True,
+                       cwd=REPO)
+    assert r.returncode == 0
+    flat = " ".join(r.stdout.split())
+    assert "weight of the gradient penalty (wgan-gp) [default: 10.0]" in flat
+    assert "PacGAN: D judges `pack` samples jointly [default: 1]" in flat

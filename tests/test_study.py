@@ -132,6 +132,18 @@ def test_demo_smoke_on_embedded_data_under_the_pool_and_dask(tmp_path, capsys):
     assert scores(dask) == scores(local) and len(scores(local)) == 8
 
 
+def test_parallel_lines_study_runs_and_its_page_names_code_and_machine(tmp_path, capsys):
+    """The js-vs-em study (a non-GAN trial kind) through the runner: table, figure, and full provenance."""
+    code = main(["study", "run", str(REPO / "studies" / "js-vs-em.yaml"), "--preset", "smoke", "--workers", "1",
+                 "--results", str(tmp_path / "res"), "--reports", str(tmp_path / "rep"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    page = (tmp_path / "rep" / "js-vs-em" / "README.md").read_text()
+    assert (tmp_path / "rep" / "js-vs-em" / "js_vs_em.png").stat().st_size > 0
+    assert "| 0.500 | 0.693 | ∞ | 0.500 |" in page  # closed forms: JS = log 2, KL = inf, EM = |θ|
+    assert "trials and scores): unknown" not in page and "device: unknown" not in page
+    assert f"`{io.git_commit()}`" in page
+
+
 def test_failed_trial_is_reported_and_the_others_finish(tmp_path, capsys):
     spec = {**RING, "seeds": [0], "axes": {}, "variants": [
         {"name": "fine", "set": {}}, {"name": "broken", "set": {"model": "helpers:nan_pair"}}]}
