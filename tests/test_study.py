@@ -25,7 +25,7 @@ RING = {
     "budget": {"steps": 40},
     "eval_at": [0.5, 1.0],
     "num_samples": 500,
-    "report": {"x": "gp_lambda", "claims": [
+    "report": {"x": "gp_lambda", "columns": ["modes", "hq"], "claims": [
         {"variant": "gp_lambda=10", "claim": "closer to unit gradient", "measure": ["grad_norm_mean_last200"],
          "check": "abs(mean('grad_norm_mean_last', 'gp_lambda=10') - 1) < abs(mean('grad_norm_mean_last', 'gp_lambda=0') - 1)"}]},
 }
@@ -107,6 +107,10 @@ def test_local_pool_runs_reports_and_a_second_run_trains_nothing(tmp_path):
     page = (out / "README.md").read_text()
     assert "gp_lambda=10" in page and "evaluator" in page and "torch" in page and "git commit" in page
     assert "booktabs" not in page and r"\toprule" in (out / "table.tex").read_text()
+    # a claim quotes and tests a metric that is not among the table's columns
+    claims = (out / "claims.md").read_text()
+    assert "grad_norm_mean_last200" not in (out / "table.md").read_text()
+    assert "grad_norm_mean_last200 –" not in claims and "grad_norm_mean_last200 " in claims and "not measured" not in claims
     run_study(spec, root=res, workers=2, progress=False)
     assert train_events(res) == 4 and scores(res) == first  # nothing retrained, nothing rescored
     assert {r["status"] for r in status(spec, root=res)} == {"finished"}

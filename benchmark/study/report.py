@@ -547,7 +547,7 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
         page += ["## Over training", "", md, ""]
 
     if rep.get("claims"):
-        claims = evaluate_claims(rep["claims"], t)
+        claims = evaluate_claims(rep["claims"], summary_table(df, order))  # every metric, not only the shown columns
         md = "| variant | claim (tutorials) | measured | test | verdict |\n| --- | --- | --- | --- | --- |\n" + "\n".join(
             f"| {c['variant']} | {c['claim']} | {c['measured']} | `{c['test']}` | {c['verdict']} |" for c in claims)
         io.write_text(out / "claims.md", md + "\n")
