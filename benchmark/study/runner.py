@@ -71,8 +71,21 @@ def run_trial(payload: Dict[str, Any]) -> Dict[str, Any]:
     """Train (or resume) and score one trial. Runs in a worker process; never raises."""
     import torch
 
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
     d = Path(payload["dir"])
-    torch.set_num_threads(payload.get("threads") or 1)
+    threads = payload.get("threads") or 1
+    torch.set_num_threads(threads)
+    # numpy/scipy BLAS (torch-fidelity's KID, precision/recall) with the same thread count as torch under
+    # every executor: Dask workers default BLAS to 1 thread, a pool worker to all cores, and a different
+    # thread count sums in a different order, so scores would differ in the last digits between executors.
+    with threadpool_limits(limits=threads):
+        return _run_trial(d, payload)
+
+
+def _run_trial(d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
+    import torch
+
     try:
         with trial_lock(d):
             if payload["kind"] == "parallel-lines":
