@@ -53,6 +53,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def run_info(device: torch.device) -> Dict[str, Any]:
+    """Provenance of a run (``run.json``): code version, torch, device, Python, command, threads."""
+    return {
+        "git_commit": io.git_commit(), "torch": torch.__version__, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "python": platform.python_version(), "command": sys.argv, "threads": torch.get_num_threads(),
+    }
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -269,12 +278,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     (out / "samples").mkdir(exist_ok=True)
     io.write_text(cfg_path, to_yaml(cfg))
-    commit = io.git_commit()
-    io.write_json(out / "run.json", {
-        "git_commit": commit, "torch": torch.__version__, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "python": platform.python_version(), "command": sys.argv, "threads": torch.get_num_threads(),
-    })
+    info = run_info(device)
+    io.write_json(out / "run.json", info)
 
     # --- seeded in Run(); resume if a checkpoint exists -------------------------------------------
     data_gen = torch.Generator().manual_seed(cfg.seed)  # draws batch indices (CPU, saved in checkpoints)
@@ -370,7 +375,7 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
             io.torch_save({
                 "step": s, "G": G.state_dict(), "D": D.state_dict(), "opt_g": run.opt_g.state_dict(),
                 "opt_d": run.opt_d.state_dict(), "rng": rng_state(data_gen), "config": cfg.to_dict(),
-                "git_commit": commit,
+                "git_commit": info["git_commit"],
             }, last_path)
     bar.close()
 

@@ -121,11 +121,10 @@ def _run_trial(d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _run_parallel_lines(d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
-    import platform
-
     import torch
 
     from benchmark.study import parallel_lines
+    from benchmark.train import run_info
 
     out = d / "parallel_lines.csv"
     if not out.exists():
@@ -133,11 +132,7 @@ def _run_parallel_lines(d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
         _attempt(d, "train", thetas=len(p["thetas"]))
         df = parallel_lines.run(p["thetas"], p["steps"], batch=p.get("batch", 256), seed=payload["seed"], progress=False)
         # provenance in the same place as a GAN trial's, so the report names the code and the machine
-        io.write_json(d / "run" / "run.json", {
-            "git_commit": io.git_commit(), "torch": torch.__version__, "device": "cpu",
-            "device_name": platform.processor() or platform.machine(), "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        })
+        io.write_json(d / "run" / "run.json", run_info(torch.device("cpu")))
         with io.atomic_path(out) as tmp:
             df.to_csv(tmp, index=False)
     return {"key": d.name, "status": "ok"}
