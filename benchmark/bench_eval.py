@@ -7,6 +7,7 @@ does not depend on what the images show. Target: <= 60 s.
 
     .venv/bin/python -m benchmark.bench_eval [--num-samples 10000] [--threads 2] [--repeats 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--num-samples", type=int, default=10_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1, help="timed repeats (the best is reported)")
-    ap.add_argument("--data-root", default=None, help="default: $GANBENCH_DATA, else ../shared/data if present, else ./data")
+    ap.add_argument(
+        "--data-root", default=None, help="default: $GANBENCH_DATA, else ../shared/data if present, else ./data"
+    )
     ap.add_argument("--cache-root", default=None, help="default: a fresh temporary folder (cache filled untimed)")
     args = ap.parse_args(argv)
 
@@ -72,8 +75,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "metrics": rec["metrics"],
     }
     print(json.dumps(result, indent=2))
-    print(f"bench-eval: scored {len(x)} samples in {best:.1f} s on {args.threads} threads "
-          f"(cold cache {cold:.1f} s; target <= {TARGET_S:.0f} s: {'PASS' if best <= TARGET_S else 'FAIL'})")
+    print(
+        f"bench-eval: scored {len(x)} samples in {best:.1f} s on {args.threads} threads "
+        f"(cold cache {cold:.1f} s; target <= {TARGET_S:.0f} s: {'PASS' if best <= TARGET_S else 'FAIL'})"
+    )
     return 0 if best <= TARGET_S else 1
 
 

@@ -8,6 +8,7 @@ their ratio, and the achieved GFLOP/s of our step against a plain matrix multipl
 
     make bench-train        # = python -m benchmark.bench_train [--threads 2] [--rounds 7] [--steps 50]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def textbook_loop(root: str, steps: int, G: nn.Module, D: nn.Module):
         alpha = torch.rand(real.size(0), 1, 1, 1)
         inter = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         out = D(inter)
-        grad = torch.autograd.grad(outputs=out, inputs=inter, grad_outputs=torch.ones_like(out),
-                                   create_graph=True, retain_graph=True)[0]
+        grad = torch.autograd.grad(
+            outputs=out, inputs=inter, grad_outputs=torch.ones_like(out), create_graph=True, retain_graph=True
+        )[0]
         grad = grad.view(grad.size(0), -1)
         return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
@@ -76,7 +78,7 @@ def matmul_gflops(n: int = 1024, reps: int = 20) -> float:
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
 def critic_step_flops(run: Run) -> float:
@@ -114,8 +116,18 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     seed_everything(0, False)
 
-    cfg = make_config(dict(dataset="mnist", model="mlp", objective="wgan-gp", gp_lambda=10, batch_size=64,
-                           data_root=args.data_root, device="cpu", download=False))
+    cfg = make_config(
+        dict(
+            dataset="mnist",
+            model="mlp",
+            objective="wgan-gp",
+            gp_lambda=10,
+            batch_size=64,
+            data_root=args.data_root,
+            device="cpu",
+            download=False,
+        )
+    )
     run = Run(cfg)
     from benchmark.data import data_root
 
@@ -138,10 +150,14 @@ def main(argv=None) -> None:
     print(f"WGAN-GP critic step, MLP pair, MNIST, batch 64, {args.threads} CPU threads, torch {torch.__version__}")
     print(f"  textbook loop (DataLoader + ToTensor/Normalize): {statistics.median(t_text) * 1e3:8.2f} ms/step")
     print(f"  ganbench critic step (tensor on device):        {med_ours * 1e3:8.2f} ms/step")
-    print(f"  speed-up (median of per-round ratios):           {statistics.median(ratios):8.2f}x  "
-          f"(min {min(ratios):.2f}, max {max(ratios):.2f}, {args.rounds} rounds x {args.steps} steps)")
-    print(f"  ganbench step: {flops / 1e6:.1f} MFLOP -> {flops / med_ours / 1e9:.1f} GFLOP/s; "
-          f"plain 1024^2 matmul: {mm:.1f} GFLOP/s ({flops / med_ours / 1e9 / mm:.0%} of it)")
+    print(
+        f"  speed-up (median of per-round ratios):           {statistics.median(ratios):8.2f}x  "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f}, {args.rounds} rounds x {args.steps} steps)"
+    )
+    print(
+        f"  ganbench step: {flops / 1e6:.1f} MFLOP -> {flops / med_ours / 1e9:.1f} GFLOP/s; "
+        f"plain 1024^2 matmul: {mm:.1f} GFLOP/s ({flops / med_ours / 1e9 / mm:.0%} of it)"
+    )
 
 
 if __name__ == "__main__":

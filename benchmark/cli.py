@@ -2,21 +2,24 @@
 
 Each stage module contributes its subcommands through ``add_parsers(subparsers)``; see STAGES.
 """
+
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import List, Optional
 
+from benchmark import regress, train
 from benchmark.errors import UserError
+from benchmark.evaluation import cli as evaluation_cli
+from benchmark.study import cli as study_cli
 
 # Modules that add subcommands, in pipeline order.
 STAGES = [
-    "benchmark.train",  # train
-    "benchmark.evaluation.cli",  # classifier, evaluate
-    "benchmark.study.cli",  # study run/status, report
-    "benchmark.regress",  # regress
+    train,  # train
+    evaluation_cli,  # classifier, evaluate
+    study_cli,  # study run/status, report
+    regress,  # regress
 ]
 
 
@@ -32,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="ganbench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for name in STAGES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a stage not built yet in this checkout
-            if e.name and name.startswith(e.name):
-                continue
-            raise
+    for module in STAGES:
         module.add_parsers(sub)
     return parser
 

@@ -5,10 +5,12 @@ types and impossible values raise a one-line ``UserError`` that names the key an
 nothing is ever set silently. ``resolve()`` fills the per-objective paper defaults (learning rates,
 betas, n_critic, optimiser) so the config written beside a run is the whole truth about it.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -108,6 +110,9 @@ def field_docs(cls: type) -> Dict[str, str]:
         m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
         if m:
             docs[m.group(1)] = m.group(2).strip().replace("%", "%%")
+    if cls is TrainConfig:
+        for k, lim in LIMITS.items():
+            docs[k] = f"{docs.get(k, '')} (range: {lim.text()})".strip()
     return docs
 
 
@@ -125,6 +130,12 @@ def _allowed(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _show(value: Any, width: int = 40) -> str:
+    """``repr(value)``, shortened: an error line stays one short line whatever was given."""
+    r = repr(value)
+    return r if len(r) <= width else r[: width - 3] + "..."
+
+
 def coerce(key: str, value: Any, tp: Any) -> Any:
     """Check/convert ``value`` to the annotated type ``tp``; raise a one-line UserError otherwise."""
     origin = typing.get_origin(tp)
@@ -135,11 +146,11 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
         return coerce(key, value, args[0])
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+            raise UserError(f"config key '{key}' must be a mapping, got {_show(value)}")
         return dict(value)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"config key '{key}' must be a list, got {value!r}")
+            raise UserError(f"config key '{key}' must be a list, got {_show(value)}")
         (inner,) = typing.get_args(tp)[:1] or (Any,)
         out = [coerce(key, v, inner) if inner is not Any else v for v in value]
         return tuple(out) if origin is tuple else out
@@ -150,10 +161,10 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
             return value.lower() in ("true", "yes", "1", "on")
-        raise UserError(f"config key '{key}' must be true or false, got {value!r}")
+        raise UserError(f"config key '{key}' must be true or false, got {_show(value)}")
     if tp is int:
         if isinstance(value, bool):
-            raise UserError(f"config key '{key}' must be an integer, got {value!r}")
+            raise UserError(f"config key '{key}' must be an integer, got {_show(value)}")
         if isinstance(value, int):
             return value
         if isinstance(value, float) and value.is_integer():
@@ -163,25 +174,26 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
                 return int(value)
             except ValueError:
                 pass
-        raise UserError(f"config key '{key}' must be an integer, got {value!r}")
+        raise UserError(f"config key '{key}' must be an integer, got {_show(value)}")
     if tp is float:
-        if isinstance(value, bool):
-            raise UserError(f"config key '{key}' must be a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+        out: Optional[float] = None
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             try:
-                return float(value)
-            except ValueError:
-                pass
-        raise UserError(f"config key '{key}' must be a number, got {value!r}")
+                out = float(value)
+            except (ValueError, OverflowError):  # "abc"; an integer too large for a float
+                out = math.inf if isinstance(value, int) else None
+        if out is None:
+            raise UserError(f"config key '{key}' must be a number, got {_show(value)}")
+        if not math.isfinite(out):  # nan and inf pass float(); they are never a meaningful setting
+            raise UserError(f"config key '{key}' must be a finite number, got {_show(value)}")
+        return out
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise UserError(f"config key '{key}' must be a string, got {value!r}")
+        raise UserError(f"config key '{key}' must be a string, got {_show(value)}")
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise UserError(f"config key '{key}' must be a mapping, got {value!r}")
+            raise UserError(f"config key '{key}' must be a mapping, got {_show(value)}")
         return build(tp, value, prefix=f"{key}.")
     return value
 
@@ -221,10 +233,22 @@ def parse_set(items: Optional[list]) -> Dict[str, Any]:
 
 def load_yaml(path: str | Path) -> Dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"config file '{p}' is a folder; give the path of a YAML file")
     if not p.is_file():
         raise UserError(f"config file '{p}' does not exist; give the path of a YAML file")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(
+            f"config file '{p}' is not a text file (not UTF-8); give a YAML file of key: value overrides"
+        ) from None
+    except OSError as e:
+        raise UserError(f"config file '{p}' cannot be read ({e.strerror}); fix its permissions") from None
+    if "\x00" in text:
+        raise UserError(f"config file '{p}' is binary (it holds NUL bytes); give a YAML file of key: value overrides")
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -236,6 +260,67 @@ def load_yaml(path: str | Path) -> Dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------
 # the training config: checks and resolution
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of a number: ``lo``/``hi`` inclusive unless ``*_open``; None: unbounded that side."""
+
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    lo_open: bool = False
+    hi_open: bool = False
+    note: str = ""  # appended to the error (what the value means)
+
+    def holds(self, v: float) -> bool:
+        if isinstance(v, float) and not math.isfinite(v):  # (an int is finite, however large)
+            return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)
+
+    def text(self) -> str:
+        def num(x: float) -> str:
+            return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {num(self.lo)}")
+        if self.hi is not None:
+            parts.append(f"{'<' if self.hi_open else '<='} {num(self.hi)}")
+        return " and ".join(parts)
+
+
+# The documented range of every number of a TrainConfig (shown in --help; checked by ``check``). Upper
+# bounds are far above any sensible run; a value beyond one is a typo or an attack (z_dim 1e11 would
+# allocate terabytes, seed 2**40 is refused by numpy's RNG) and fails with one line before anything runs.
+MAX_STEPS = 100_000_000
+MAX_CHECKPOINTS = 10_000
+LIMITS: Dict[str, Limit] = {
+    "z_dim": Limit(1, 16384),
+    "steps": Limit(1, MAX_STEPS),
+    "epochs": Limit(0, 100_000, lo_open=True),
+    "batch_size": Limit(1, 65536),
+    "n_critic": Limit(1, 100),
+    "lr_g": Limit(0, 10, lo_open=True),
+    "lr_d": Limit(0, 10, lo_open=True),
+    "beta1_g": Limit(0, 1, hi_open=True),
+    "beta2_g": Limit(0, 1, hi_open=True),
+    "beta1_d": Limit(0, 1, hi_open=True),
+    "beta2_d": Limit(0, 1, hi_open=True),
+    "gp_lambda": Limit(0, 1e6, note=" (0 turns the penalty off)"),
+    "clip": Limit(0, 100, lo_open=True),
+    "label_smoothing": Limit(0, 1, hi_open=True),
+    "instance_noise": Limit(0, 100),
+    "pack": Limit(1, 64),
+    "seed": Limit(0, 2**32 - 1, note=" (numpy's RNG takes seeds in [0, 2**32 - 1])"),
+    "num_threads": Limit(1, 1024),
+    "checkpoint_every": Limit(1, MAX_STEPS),
+    "checkpoint_at": Limit(1, MAX_STEPS),
+    "grad_norm_every": Limit(1, MAX_STEPS),
+    "log_flush_every": Limit(1, 1_000_000),
+    "num_grid": Limit(1, 1024),
+}
 
 
 def make_config(overrides: Mapping[str, Any] | None = None, base: TrainConfig | None = None) -> TrainConfig:
@@ -254,9 +339,9 @@ def _choice(key: str, value: str, allowed: tuple) -> None:
 
 def check(cfg: TrainConfig) -> None:
     """Value checks that need no data. Model/dataset fit is checked where the model is built."""
-    from benchmark.objectives import OBJECTIVES  # registries (imports stay light)
     from benchmark.data import DATASETS
     from benchmark.models import MODELS
+    from benchmark.objectives import OBJECTIVES  # registries (imports stay light)
 
     DATASETS.get(cfg.dataset)
     OBJECTIVES.get(cfg.objective)
@@ -267,43 +352,21 @@ def check(cfg: TrainConfig) -> None:
     _choice("cond_mode", cfg.cond_mode, COND_MODES)
     if cfg.optimizer is not None:
         _choice("optimizer", cfg.optimizer, ("adam", "rmsprop"))
-    positive_int = {
-        "steps": cfg.steps, "batch_size": cfg.batch_size, "pack": cfg.pack,
-        "checkpoint_every": cfg.checkpoint_every, "grad_norm_every": cfg.grad_norm_every,
-        "log_flush_every": cfg.log_flush_every, "num_grid": cfg.num_grid,
-    }
-    for k, v in positive_int.items():
-        if v < 1:
-            raise UserError(f"config key '{k}' must be >= 1, got {v}")
-    for k in ("n_critic", "z_dim", "num_threads"):
+    for k, lim in LIMITS.items():  # every number against its documented range
         v = getattr(cfg, k)
-        if v is not None and v < 1:
-            raise UserError(f"config key '{k}' must be >= 1, got {v}")
-    if cfg.gp_lambda < 0:
-        raise UserError(f"config key 'gp_lambda' must be >= 0 (0 turns the penalty off), got {cfg.gp_lambda}")
-    if cfg.clip <= 0:
-        raise UserError(f"config key 'clip' must be > 0, got {cfg.clip}")
-    for k in ("lr_g", "lr_d"):
-        v = getattr(cfg, k)
-        if v is not None and v <= 0:
-            raise UserError(f"config key '{k}' must be > 0, got {v}")
-    for k in ("beta1_g", "beta2_g", "beta1_d", "beta2_d"):
-        v = getattr(cfg, k)
-        if v is not None and not 0 <= v < 1:
-            raise UserError(f"config key '{k}' must be in [0, 1), got {v}")
-    if any(s < 1 for s in cfg.checkpoint_at):
-        raise UserError(f"config key 'checkpoint_at' must list steps >= 1, got {cfg.checkpoint_at}")
-    if cfg.epochs is not None and cfg.epochs <= 0:
-        raise UserError(f"config key 'epochs' must be > 0, got {cfg.epochs}")
-    if not 0 <= cfg.label_smoothing < 1:
-        raise UserError(f"config key 'label_smoothing' must be in [0, 1), got {cfg.label_smoothing}")
+        for x in v if isinstance(v, list) else [v]:
+            if x is not None and not lim.holds(x):
+                raise UserError(f"config key '{k}' must be {lim.text()}, got {_show(x)}{lim.note}")
+    if len(cfg.checkpoint_at) > MAX_CHECKPOINTS:
+        raise UserError(
+            f"config key 'checkpoint_at' lists {len(cfg.checkpoint_at)} steps; at most "
+            f"{MAX_CHECKPOINTS} are kept (use checkpoint_every for regular checkpoints)"
+        )
     if cfg.label_smoothing > 0 and cfg.objective in ("wgan", "wgan-gp"):
         raise UserError(
             f"config key 'label_smoothing' has no meaning for objective '{cfg.objective}' (a critic has no "
             "targets); use it with gan, gan-minimax or lsgan, or set it to 0"
         )
-    if cfg.instance_noise < 0:
-        raise UserError(f"config key 'instance_noise' must be >= 0, got {cfg.instance_noise}")
     if cfg.batch_size % cfg.pack:
         raise UserError(
             f"config key 'pack' ({cfg.pack}) must divide batch_size ({cfg.batch_size}); pick a batch size that is a multiple"
@@ -316,8 +379,8 @@ def check(cfg: TrainConfig) -> None:
 
 def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
     """Fill every ``None`` with the objective's paper default, and epochs into steps."""
-    from benchmark.objectives import PAPER_DEFAULTS
     from benchmark.models import default_z_dim
+    from benchmark.objectives import PAPER_DEFAULTS
 
     d = PAPER_DEFAULTS[cfg.objective]
     kw: Dict[str, Any] = {}
@@ -328,6 +391,11 @@ def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
         kw["z_dim"] = default_z_dim(cfg.model)
     if cfg.epochs is not None and num_train is not None:
         kw["steps"] = max(1, -(-int(cfg.epochs * num_train) // cfg.batch_size))
+        if kw["steps"] > MAX_STEPS:
+            raise UserError(
+                f"config key 'epochs' ({cfg.epochs:g}) means {kw['steps']} steps at batch_size "
+                f"{cfg.batch_size}; at most {MAX_STEPS} are allowed"
+            )
     return cfg.replace(**kw)
 
 

@@ -1,15 +1,18 @@
 """Datasets, held as one tensor on the run's device and sampled by index with a seeded generator.
 
 Every dataset has the same interface (``Dataset``): ``shape`` (C, H, W) for images or (2,) for points,
-``num_classes``, ``sample(n, gen)`` for training batches and ``reference(split, n)`` for the real set
-that evaluation compares against. Images are float in [-1, 1]; labels are int64.
+``num_classes``, ``sample(n, gen)`` for training batches and ``reference(n, seed)`` for the real set that
+evaluation compares against (the split is chosen when the dataset is loaded: ``load_dataset(name, root, split)``).
+Images are float in [-1, 1]; labels are int64.
 
 Registered: mnist, fashion-mnist, stacked-mnist (3 MNIST digits as RGB channels, 1000 modes),
 ring8 and grid25 (2D Gaussian mixtures, PacGAN protocol) and digits (scikit-learn's 8x8 digits, no download).
 """
+
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import socket
@@ -20,6 +23,7 @@ import torch
 from torch import Tensor
 
 from benchmark.errors import UserError
+from benchmark.io import sha256_file, write_json
 from benchmark.registry import Registry
 
 DATASETS = Registry("dataset")
@@ -46,8 +50,13 @@ class Dataset:
     images: Tensor  # N x C x H x W in [-1, 1] (or N x 2 points), on self.device
     labels: Tensor  # N, int64, on self.device
 
-    def __init__(self, root: Optional[str] = None, split: str = "train", device: str | torch.device = "cpu",
-                 download: bool = True):
+    def __init__(
+        self,
+        root: Optional[str] = None,
+        split: str = "train",
+        device: str | torch.device = "cpu",
+        download: bool = True,
+    ):
         if split not in ("train", "test"):
             raise UserError(f"split '{split}' is not known; allowed: train, test")
         self.split = split
@@ -71,17 +80,99 @@ class Dataset:
 # torchvision datasets
 
 
+# The published files of MNIST (uncompressed, as torchvision leaves them in MNIST/raw/): byte size and
+# sha256. A file that differs is refused by name before any training or scoring reads it.
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+# Fashion-MNIST has the same layout and sizes; no sha256 of its uncompressed files is published, so
+# only sizes are checked there.
+FASHION_MNIST_FILES = {k: (size, None) for k, (size, _) in MNIST_FILES.items()}
+RAW_FILES = {"MNIST": MNIST_FILES, "FashionMNIST": FASHION_MNIST_FILES}
+CHECKSUM_CACHE = "dataset-checksums.json"
+
+
+def cache_dir() -> Path:
+    """The user's ganbench cache: $GANBENCH_CACHE, else $XDG_CACHE_HOME/ganbench, else ~/.cache/ganbench."""
+    env = os.environ.get("GANBENCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganbench"
+
+
+def _sha256_cached(path: Path, st: os.stat_result) -> str:
+    """sha256 of ``path``, remembered in the cache by (path, size, mtime): a dataset is hashed once."""
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache = cache_dir() / CHECKSUM_CACHE
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    if key in known:
+        return str(known[key])
+    digest = sha256_file(path)
+    try:  # a cache that cannot be written only means hashing again next time
+        write_json(cache, {**known, key: digest})
+    except OSError:
+        pass
+    return digest
+
+
+def verify_raw_files(cls_name: str, folder: Path) -> bool:
+    """True if every raw file of ``cls_name`` is present and intact; False if any is absent.
+
+    A present file with the wrong size or sha256 raises a UserError naming the file and the fix
+    (a truncated download is "damaged", not "not found").
+    """
+    files = RAW_FILES.get(cls_name, {})
+    if not files or not all((folder / f).is_file() for f in files):
+        return False
+    fix = (
+        f"replace it with an intact copy (delete it and run again with download enabled, or point --data-root / "
+        f"$GANBENCH_DATA at a folder holding {cls_name}/raw/)"
+    )
+    for f, (size, sha) in files.items():
+        path = folder / f
+        try:
+            st = path.stat()
+            if st.st_size != size:
+                what = (
+                    "is empty" if st.st_size == 0 else f"is truncated or damaged ({st.st_size} bytes, expected {size})"
+                )
+                raise UserError(f"{cls_name} file '{path}' {what}; {fix}")
+            if sha is not None and _sha256_cached(path, st) != sha:
+                raise UserError(
+                    f"{cls_name} file '{path}' is corrupt (its sha256 differs from the published {sha[:12]}...); {fix}"
+                )
+        except OSError as e:
+            raise UserError(
+                f"{cls_name} file '{path}' cannot be read ({e.strerror}); fix its permissions or "
+                "point --data-root at a readable copy"
+            ) from None
+    return True
+
+
 @functools.lru_cache(maxsize=8)
 def _load_torchvision(cls_name: str, root: str, train: bool, download: bool) -> Tuple[Tensor, Tensor]:
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
     folder = Path(root) / cls_name / "raw"
-    stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-    try:
-        ds = cls(root=root, train=train, download=False)
-    except RuntimeError:
-        ds = None
+    stems = list(RAW_FILES[cls_name])
+    ds = None
+    if verify_raw_files(cls_name, folder):
+        try:
+            ds = cls(root=root, train=train, download=False)
+        except (RuntimeError, OSError, ValueError) as e:
+            raise UserError(
+                f"{cls_name} files under '{folder}' could not be read ({type(e).__name__}: {e}); "
+                "replace them with an intact copy"
+            ) from None
     if ds is None and download:
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(20)  # an offline machine should fail fast, not hang
@@ -91,6 +182,8 @@ def _load_torchvision(cls_name: str, root: str, train: bool, download: bool) -> 
             ds = None
         finally:
             socket.setdefaulttimeout(old)
+        if ds is not None:
+            verify_raw_files(cls_name, folder)  # what was downloaded is checked like what was found
     if ds is None:
         raise UserError(
             f"{cls_name} not found under '{folder}' (expected {', '.join(stems)}) and it could not be downloaded; "
@@ -130,7 +223,7 @@ class StackedMNIST(Dataset):
     ``reference`` builds a fixed set from a seeded generator.
     """
 
-    name = "stacked-mnist"
+    name, tv_name = "stacked-mnist", "MNIST"
     shape = (3, 28, 28)
     num_classes = 1000
     num_train = 60000
@@ -242,10 +335,25 @@ class Digits(Dataset):
         self.images, self.labels = x[idx].to(self.device), y[idx].to(self.device)
 
 
-def load_dataset(name: str, root: Optional[str] = None, split: str = "train", device: str | torch.device = "cpu",
-                 download: bool = True) -> Dataset:
+def load_dataset(
+    name: str,
+    root: Optional[str] = None,
+    split: str = "train",
+    device: str | torch.device = "cpu",
+    download: bool = True,
+) -> Dataset:
     """The one entry point: registry name -> Dataset on ``device``."""
     return DATASETS.get(name)(root=root, split=split, device=device, download=download)
+
+
+def check_dataset_files(name: str, root: Optional[str] = None) -> None:
+    """Refuse damaged files of dataset ``name`` now (cheap: checksums are cached), before any computing.
+
+    Absent files are not an error here: loading them later downloads them or says they are not found.
+    """
+    tv = getattr(DATASETS.get(name), "tv_name", "")
+    if tv:
+        verify_raw_files(tv, data_root(root) / tv / "raw")
 
 
 def dataset_info(name: str) -> Tuple[Tuple[int, ...], int, str]:

@@ -3,17 +3,50 @@
 Every checkpoint, metric record, config and report goes through these helpers, so a run killed at any
 moment leaves either the old file or the new one, never half of one.
 """
+
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import secrets
 import subprocess
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import torch
+
+TMP_GLOB = ".*.tmp*"  # the temporary files of atomic_path; a kill mid-write can leave one behind
+
+
+def _create_temporary(path: Path) -> Path:
+    """A new empty file ``.{stem}.{random}.tmp{suffix}`` beside ``path``, created with the user's umask.
+
+    (``tempfile.mkstemp`` would create it 0600, and the rename would carry that mode to the result:
+    a shared results folder would become unreadable to the rest of the group.)
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside '{path}'")
+
+
+def remove_stale_temporaries(folder: str | Path) -> List[Path]:
+    """Delete the temporary files of atomic writes in ``folder`` (not recursive); returns them.
+
+    Call only while no other process writes there (e.g. holding the run directory's lock).
+    """
+    folder = Path(folder)
+    gone = [p for p in folder.glob(TMP_GLOB) if p.is_file()] if folder.is_dir() else []
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
 
 
 @contextmanager
@@ -21,9 +54,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it over ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temporary(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -96,20 +127,44 @@ def git_commit() -> str:
     """The commit of the code that produced a result ('+dirty' when the tree has changes)."""
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return (sha or "unknown") + ("+dirty" if dirty and sha else "")
     except Exception:
         return "unknown"
 
 
 def sha256_file(path: str | Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextmanager
+def flock(path: str | Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if absent; the kernel releases it when the process dies).
+
+    Yields True while held; with ``blocking=False`` yields False at once when another process holds it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

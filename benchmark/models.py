@@ -9,11 +9,12 @@ shape, so MNIST (1 channel) and Stacked MNIST (3) use the same code.
 Packing (PacGAN): ``D`` receives N samples and judges them in N/pack groups, concatenated along the
 channel (conv) or feature (MLP) axis.
 """
+
 from __future__ import annotations
 
 import importlib
 import math
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +60,9 @@ def norm1d(kind: str, n: int) -> nn.Module:
         return nn.BatchNorm1d(n)
     if kind == "layer":
         return nn.LayerNorm(n)
-    raise UserError(f"critic_norm '{kind}' needs a convolutional critic (model dcgan); use none, batch or layer with this model")
+    raise UserError(
+        f"critic_norm '{kind}' needs a convolutional critic (model dcgan); use none, batch or layer with this model"
+    )
 
 
 def norm2d(kind: str, c: int) -> nn.Module:
@@ -184,8 +187,11 @@ class DCGANGenerator(Generator):
         c = shape[0]
         self.fc = nn.Sequential(nn.Linear(self.in_dim, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True))
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(True),
-            nn.ConvTranspose2d(64, c, 4, 2, 1), nn.Tanh(),
+            nn.ConvTranspose2d(128, 64, 4, 2, 1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(64, c, 4, 2, 1),
+            nn.Tanh(),
         )
 
     def forward(self, z, y=None):
@@ -199,8 +205,11 @@ class DCGANCritic(Critic):
         super().__init__(cfg, shape, num_classes)
         c_in = shape[0] * cfg.pack + (self.num_classes if self._concat_label() else 0)
         self.body = nn.Sequential(
-            nn.Conv2d(c_in, 64, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(64, 128, 4, 2, 1), norm2d(cfg.critic_norm, 128), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(c_in, 64, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(64, 128, 4, 2, 1),
+            norm2d(cfg.critic_norm, 128),
+            nn.LeakyReLU(0.2, True),
         )
         self._finish(128 * 7 * 7, cfg)
 
@@ -222,8 +231,13 @@ class ToyGenerator(Generator):
     def __init__(self, cfg, shape, num_classes, width=128):
         super().__init__(cfg, shape, num_classes)
         self.net = nn.Sequential(
-            nn.Linear(self.in_dim, width), nn.ReLU(True), nn.Linear(width, width), nn.ReLU(True),
-            nn.Linear(width, width), nn.ReLU(True), nn.Linear(width, shape[0]),
+            nn.Linear(self.in_dim, width),
+            nn.ReLU(True),
+            nn.Linear(width, width),
+            nn.ReLU(True),
+            nn.Linear(width, width),
+            nn.ReLU(True),
+            nn.Linear(width, shape[0]),
         )
 
     def forward(self, z, y=None):
@@ -242,8 +256,10 @@ class ToyCritic(MLPCritic):
 def _need_images(name: str, shape, hw=None) -> None:
     if len(shape) != 3 or (hw is not None and tuple(shape[1:]) != hw):
         want = f"{hw[0]}x{hw[1]} images" if hw else "images"
-        raise UserError(f"model '{name}' needs {want}, but the dataset gives samples of shape {tuple(shape)}; "
-                        f"use model {'toy' if len(shape) == 1 else 'mlp'}")
+        raise UserError(
+            f"model '{name}' needs {want}, but the dataset gives samples of shape {tuple(shape)}; "
+            f"use model {'toy' if len(shape) == 1 else 'mlp'}"
+        )
 
 
 @MODELS.register("mlp")
@@ -261,21 +277,34 @@ def dcgan(cfg, shape, num_classes):
 @MODELS.register("toy")
 def toy(cfg, shape, num_classes):
     if len(shape) != 1:
-        raise UserError(f"model 'toy' needs 2D points, but the dataset gives samples of shape {tuple(shape)}; use mlp or dcgan")
+        raise UserError(
+            f"model 'toy' needs 2D points, but the dataset gives samples of shape {tuple(shape)}; use mlp or dcgan"
+        )
     return ToyGenerator(cfg, shape, num_classes), ToyCritic(cfg, shape, num_classes)
+
+
+def is_user_model(name: str) -> bool:
+    return ":" in name
+
+
+def import_user_model(name: str) -> Callable[..., Tuple[nn.Module, nn.Module]]:
+    """The factory ``function`` of a user's ``package.module:function`` model: this imports, and so runs, that code."""
+    mod, _, fn = name.partition(":")
+    try:
+        return getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as e:
+        raise UserError(
+            f"model '{name}' cannot be imported ({e}); give 'package.module:function' with its package "
+            "installed or its folder on PYTHONPATH (e.g. PYTHONPATH=. ganbench ...)"
+        ) from None
 
 
 def build_models(cfg, shape, num_classes) -> Tuple[nn.Module, nn.Module]:
     """Registry name, or 'package.module:function' for a user's own (cfg, shape, num_classes) -> (G, D)."""
-    if ":" in cfg.model:
-        mod, _, fn = cfg.model.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as e:
-            raise UserError(f"model '{cfg.model}' cannot be imported ({e}); give 'package.module:function'") from None
-    else:
-        factory = MODELS.get(cfg.model)
-    if cfg.critic_norm == "instance" and cfg.model != "dcgan" and ":" not in cfg.model:
-        raise UserError(f"critic_norm 'instance' needs a convolutional critic (model dcgan), not '{cfg.model}'; "
-                        "use none, batch or layer")
+    factory = import_user_model(cfg.model) if is_user_model(cfg.model) else MODELS.get(cfg.model)
+    if cfg.critic_norm == "instance" and cfg.model != "dcgan" and not is_user_model(cfg.model):
+        raise UserError(
+            f"critic_norm 'instance' needs a convolutional critic (model dcgan), not '{cfg.model}'; "
+            "use none, batch or layer"
+        )
     return factory(cfg, tuple(shape), num_classes)

@@ -7,6 +7,7 @@ Registered: ``gan`` (non-saturating BCE), ``gan-minimax`` (the saturating origin
 PAPER_DEFAULTS is the one place that holds the optimiser settings of each objective's paper; a
 config's ``None`` fields are filled from it (``config.resolve``).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Tuple
@@ -22,13 +23,19 @@ OBJECTIVES = Registry("objective")
 # Goodfellow et al. 2014 / DCGAN (Radford et al. 2016): Adam 2e-4, beta1 0.5, one D step per G step.
 # LSGAN (Mao et al. 2017): the same Adam settings. WGAN (Arjovsky et al. 2017, Alg. 1): RMSProp 5e-5,
 # n_critic 5, c = 0.01. WGAN-GP (Gulrajani et al. 2017, Alg. 1): Adam 1e-4, betas (0, 0.9), n_critic 5, lambda 10.
-_DCGAN = dict(optimizer="adam", lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta2_g=0.999, beta1_d=0.5, beta2_d=0.999, n_critic=1)
+_DCGAN = dict(
+    optimizer="adam", lr_g=2e-4, lr_d=2e-4, beta1_g=0.5, beta2_g=0.999, beta1_d=0.5, beta2_d=0.999, n_critic=1
+)
 PAPER_DEFAULTS: Dict[str, Dict] = {
     "gan": dict(_DCGAN),
     "gan-minimax": dict(_DCGAN),
     "lsgan": dict(_DCGAN),
-    "wgan": dict(optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, beta1_g=0.0, beta2_g=0.0, beta1_d=0.0, beta2_d=0.0, n_critic=5),
-    "wgan-gp": dict(optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1_g=0.0, beta2_g=0.9, beta1_d=0.0, beta2_d=0.9, n_critic=5),
+    "wgan": dict(
+        optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, beta1_g=0.0, beta2_g=0.0, beta1_d=0.0, beta2_d=0.0, n_critic=5
+    ),
+    "wgan-gp": dict(
+        optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1_g=0.0, beta2_g=0.9, beta1_d=0.0, beta2_d=0.9, n_critic=5
+    ),
 }
 
 
@@ -87,7 +94,7 @@ class LSGAN(Objective):
     name = "lsgan"
 
     def d_loss(self, d_real, d_fake):
-        return 0.5 * ((d_real - self.real_target) ** 2).mean() + 0.5 * (d_fake ** 2).mean()
+        return 0.5 * ((d_real - self.real_target) ** 2).mean() + 0.5 * (d_fake**2).mean()
 
     def g_loss(self, d_fake):
         return 0.5 * ((d_fake - 1.0) ** 2).mean()
@@ -116,8 +123,15 @@ class WGAN(Objective):
             p.clamp_(-self.clip, self.clip)
 
 
-def gradient_penalty(D: Callable, real: Tensor, fake: Tensor, y: Optional[Tensor], pack: int = 1,
-                     one_sided: bool = False, create_graph: bool = True) -> Tuple[Tensor, Tensor]:
+def gradient_penalty(
+    D: Callable,
+    real: Tensor,
+    fake: Tensor,
+    y: Optional[Tensor],
+    pack: int = 1,
+    one_sided: bool = False,
+    create_graph: bool = True,
+) -> Tuple[Tensor, Tensor]:
     """E[(|grad_x D(x_hat)| - 1)^2] at x_hat = eps*real + (1-eps)*fake, eps ~ U[0,1] per (packed) sample.
 
     Returns (penalty, |grad| per critic input). With packing, a critic input is a group of ``pack``
@@ -133,7 +147,7 @@ def gradient_penalty(D: Callable, real: Tensor, fake: Tensor, y: Optional[Tensor
     dev = norms - 1.0
     if one_sided:
         dev = dev.clamp(min=0)
-    return (dev ** 2).mean(), norms
+    return (dev**2).mean(), norms
 
 
 @OBJECTIVES.register("wgan-gp")

@@ -5,6 +5,7 @@
 
 An unknown name raises a ``UserError`` that lists the valid names.
 """
+
 from __future__ import annotations
 
 import difflib

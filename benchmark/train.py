@@ -1,26 +1,17 @@
 """The one trainer: seeding, the n_critic loop, remedies, per-step logs, checkpoints and resume.
 
-A run directory holds::
-
-    config.yaml          the resolved config (every default filled in)
-    run.json             git commit, torch version, device, command
-    log.jsonl            one JSON line per generator step
-    checkpoints/last.pt  G, D, both optimisers, every RNG state and the step (for resume)
-    checkpoints/G_000500.pt  generator weights at each checkpoint step (for evaluation)
-    samples/step_000500.png  a fixed-noise sample grid at each checkpoint
-    done.json            written last: the run finished
-
+The run directory it writes (file names, checkpoints, lock, provenance) is ``benchmark.rundir``.
 Started again with the same config, a run resumes from ``last.pt`` and ends bit-identical to an
 uninterrupted run on the same machine: the data sampler, torch (CPU and CUDA), numpy and Python RNG
 states are all saved. Every file is written atomically.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import math
 import os
-import platform
 import random
 import sys
 import time
@@ -32,14 +23,15 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from benchmark import io
-from benchmark.config import (TrainConfig, load_yaml, make_config, parse_set, resolve, semantic_dict, to_yaml)
+from benchmark import io, rundir
+from benchmark.config import TrainConfig, field_docs, load_yaml, make_config, parse_set, resolve, semantic_dict, to_yaml
 from benchmark.data import Dataset, load_dataset
 from benchmark.errors import TrainingDiverged, UserError
 from benchmark.models import build_models
-from benchmark.objectives import build_objective
-
+from benchmark.objectives import build_objective, gradient_penalty
+from benchmark.paths import check_output_dir
 
 # ------------------------------------------------------------------------------------------------
 # set-up
@@ -51,15 +43,6 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device '{name}' asked for, but no CUDA device is present; use --device cpu or auto")
     return torch.device(name)
-
-
-def run_info(device: torch.device) -> Dict[str, Any]:
-    """Provenance of a run (``run.json``): code version, torch, device, Python, command, threads."""
-    return {
-        "git_commit": io.git_commit(), "torch": torch.__version__, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "python": platform.python_version(), "command": sys.argv, "threads": torch.get_num_threads(),
-    }
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -113,7 +96,7 @@ class Run:
             fake = fake + sigma * torch.randn_like(fake)
         if self.fuse:
             scores = D(torch.cat([real, fake]), None if y is None else torch.cat([y, y]))
-            d_real, d_fake = scores[: bs // cfg.pack], scores[bs // cfg.pack:]
+            d_real, d_fake = scores[: bs // cfg.pack], scores[bs // cfg.pack :]
         else:
             d_real, d_fake = D(real, y), D(fake, y)
         loss = obj.d_loss(d_real, d_fake)
@@ -138,92 +121,14 @@ def _fixed_noise(cfg: TrainConfig, num_classes: int, device) -> Tuple[Tensor, Op
     return z, y
 
 
-# ------------------------------------------------------------------------------------------------
-# checkpoints
-
-
-def rng_state(data_gen: torch.Generator) -> Dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "data": data_gen.get_state(),
-    }
-
-
-def set_rng_state(state: Dict[str, Any], data_gen: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    data_gen.set_state(state["data"])
-
-
-def load_checkpoint(path: Path) -> Dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise UserError(f"checkpoint '{path}' is corrupt or unreadable ({type(e).__name__}); delete it to restart "
-                        "the run from scratch (or restore it from a copy)") from None
-
-
-def list_checkpoints(run_dir: str | Path) -> List[int]:
-    """Steps that have generator weights, ascending."""
-    ck = Path(run_dir) / "checkpoints"
-    return sorted(int(p.stem[2:]) for p in ck.glob("G_*.pt")) if ck.is_dir() else []
-
-
-def read_run_config(run_dir: str | Path) -> TrainConfig:
-    p = Path(run_dir) / "config.yaml"
-    if not p.is_file():
-        raise UserError(f"'{run_dir}' is not a run directory (no config.yaml); give the --out of a 'ganbench train' run")
-    return make_config(load_yaml(p))
-
-
-def load_generator(run_dir: str | Path, step: Optional[int] = None, device: str | torch.device = "cpu"
-                   ) -> Tuple[nn.Module, TrainConfig, int]:
-    """The generator of a run at ``step`` (default: the last checkpoint), in eval mode."""
-    cfg = read_run_config(run_dir)
-    steps = list_checkpoints(run_dir)
-    if not steps:
-        raise UserError(f"run '{run_dir}' has no checkpoints yet; train it first")
-    step = steps[-1] if step is None else step
-    if step not in steps:
-        raise UserError(f"run '{run_dir}' has no checkpoint at step {step}; available: {', '.join(map(str, steps))}")
-    from benchmark.data import dataset_info
-
-    shape, num_classes, _ = dataset_info(cfg.dataset)
-    G, _ = build_models(cfg, shape, num_classes)
-    state = load_checkpoint(Path(run_dir) / "checkpoints" / f"G_{step:06d}.pt")
-    G.load_state_dict(state["G"])
-    return G.to(device).eval(), cfg, step
-
-
-@torch.no_grad()
-def generate(G: nn.Module, cfg: TrainConfig, n: int, seed: int = 0, device: str | torch.device = "cpu",
-             batch: int = 1000) -> Tuple[Tensor, Optional[Tensor]]:
-    """``n`` samples in [-1, 1] from a seeded noise stream; balanced labels for conditional G."""
-    g = torch.Generator().manual_seed(seed)
-    G = G.to(device).eval()
-    xs, ys = [], []
-    for i in range(0, n, batch):
-        m = min(batch, n - i)
-        z = torch.randn(m, cfg.z_dim, generator=g).to(device)
-        y = ((torch.arange(i, i + m) % G.num_classes).to(device)) if cfg.conditional else None
-        xs.append(G(z, y).float().clamp_(-1, 1).cpu())
-        if y is not None:
-            ys.append(y.cpu())
-    return torch.cat(xs), (torch.cat(ys) if ys else None)
-
-
 def save_samples(G: nn.Module, z: Tensor, y: Optional[Tensor], path: Path, data: Dataset) -> None:
     was_training = G.training
     G.eval()
     with torch.no_grad():
         x = G(z, y).float().cpu()
     G.train(was_training)
+    # matplotlib (~0.7 s) and torchvision (~3 s on top of torch; `python -X importtime`, 2 CPU cores) are
+    # imported here, where a sample grid is drawn, so that every `ganbench` command does not pay for them.
     if data.kind == "points":
         import matplotlib
 
@@ -257,10 +162,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
         torch.set_num_threads(cfg.num_threads)
     run = Run(cfg)  # builds and checks everything: a bad config fails here, before any write
     cfg = run.cfg
-    G, D, obj, data, device = run.G, run.D, run.objective, run.data, run.device
 
     # --- the run directory: new, same run (resume), or someone else's (refuse) --------------------
-    cfg_path, done_path = out / "config.yaml", out / "done.json"
+    cfg_path, done_path = out / rundir.CONFIG_FILE, out / rundir.DONE_FILE
     if cfg_path.exists():
         try:
             old = make_config(load_yaml(cfg_path))
@@ -273,37 +177,66 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
     if done_path.exists():
         summary = io.read_json(done_path)
         if progress:
-            print(f"ganbench: run in '{out}' already finished ({summary['steps']} steps); nothing to do", file=sys.stderr)
+            print(
+                f"ganbench: run in '{out}' already finished ({summary['steps']} steps); nothing to do", file=sys.stderr
+            )
         return summary
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (out / "samples").mkdir(exist_ok=True)
-    io.write_text(cfg_path, to_yaml(cfg))
-    info = run_info(device)
-    io.write_json(out / "run.json", info)
+    with rundir.run_lock(out):  # one process per run directory, until this one ends (or dies)
+        return _train(run, out, progress)
+
+
+def _resume(run: Run, last_path: Path, data_gen: torch.Generator) -> int:
+    """Load ``last.pt`` into the run (after checking it is this run's); returns its step."""
+    ck = rundir.load_checkpoint(last_path)
+    if "config_sha256" not in ck or "rng" not in ck:
+        raise UserError(
+            f"checkpoint '{last_path}' is not a resumable ganbench checkpoint (no config hash or RNG "
+            "state); delete it to restart this run from scratch"
+        )
+    if ck["config_sha256"] != rundir.config_hash(run.cfg):
+        theirs, ours = ck.get("config") or {}, semantic_dict(run.cfg)
+        k = next((k for k in ours if k in theirs and theirs[k] != ours[k]), None)
+        what = f" ({k}: {theirs[k]} there, {ours[k]} here)" if k else ""
+        raise UserError(
+            f"checkpoint '{last_path}' belongs to another run{what}; delete it to restart this run "
+            "from scratch, or use that run's --out"
+        )
+    for what, module, key in (
+        ("generator", run.G, "G"),
+        ("critic", run.D, "D"),
+        ("generator optimiser", run.opt_g, "opt_g"),
+        ("critic optimiser", run.opt_d, "opt_d"),
+    ):
+        rundir.load_state(module, ck[key], what, last_path)
+    rundir.set_rng_state(ck["rng"], data_gen)
+    return int(ck["step"])
+
+
+def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
+    """The training loop proper, run while holding the run directory's lock."""
+    cfg = run.cfg
+    G, D, obj, data, device = run.G, run.D, run.objective, run.data, run.device
+    rundir.remove_stale_temporaries(out)  # of writes killed mid-way; nobody else writes here now
+    (out / rundir.CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    (out / rundir.SAMPLES_DIR).mkdir(exist_ok=True)
+    io.write_text(out / rundir.CONFIG_FILE, to_yaml(cfg))
+    info = rundir.run_info(device)
+    io.write_json(out / rundir.RUN_INFO_FILE, info)
 
     # --- seeded in Run(); resume if a checkpoint exists -------------------------------------------
     data_gen = torch.Generator().manual_seed(cfg.seed)  # draws batch indices (CPU, saved in checkpoints)
     fixed_z, fixed_y = _fixed_noise(cfg, run.num_classes, device)
-    start, log_path, last_path = 0, out / "log.jsonl", out / "checkpoints" / "last.pt"
-    if last_path.exists():
-        ck = load_checkpoint(last_path)
-        G.load_state_dict(ck["G"])
-        D.load_state_dict(ck["D"])
-        run.opt_g.load_state_dict(ck["opt_g"])
-        run.opt_d.load_state_dict(ck["opt_d"])
-        set_rng_state(ck["rng"], data_gen)
-        start = ck["step"]
+    log_path, last_path = out / rundir.LOG_FILE, rundir.last_checkpoint_path(out)
+    start = _resume(run, last_path, data_gen) if last_path.exists() else 0
     # the log may run ahead of the checkpoint (or be torn by a kill): keep what the checkpoint covers
     io.rewrite_jsonl(log_path, [r for r in io.read_jsonl(log_path) if r.get("step", 0) <= start])
+    config_sha256 = rundir.config_hash(cfg)
 
     bs, n_critic, pack = cfg.batch_size, cfg.n_critic, cfg.pack
     G.train()
     D.train()
     pending: List[Dict[str, Any]] = []
     t_start = time.perf_counter()
-
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=out.name, unit="step", dynamic_ncols=True)
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
@@ -322,8 +255,6 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
 
         # ---- |grad D| at interpolates for objectives without a penalty (measured, not trained on) ---
         if not obj.has_penalty and (step + 1) % cfg.grad_norm_every == 0:
-            from benchmark.objectives import gradient_penalty
-
             _, norms = gradient_penalty(D, real, fake, y, pack, create_graph=False)
             D.zero_grad(set_to_none=True)
 
@@ -355,7 +286,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
         if not (math.isfinite(rec["d_loss"]) and math.isfinite(rec["g_loss"])):
             io.append_jsonl(log_path, pending)
             bar.close()
-            raise TrainingDiverged(f"losses became non-finite at step {step + 1} (d_loss {rec['d_loss']}, g_loss {rec['g_loss']})")
+            raise TrainingDiverged(
+                f"losses became non-finite at step {step + 1} (d_loss {rec['d_loss']}, g_loss {rec['g_loss']})"
+            )
         if len(pending) >= cfg.log_flush_every:
             io.append_jsonl(log_path, pending)
             pending = []
@@ -367,16 +300,27 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
         s = step + 1
         keep_g = s == cfg.steps or (s in cfg.checkpoint_at if cfg.checkpoint_at else s % cfg.checkpoint_every == 0)
         if keep_g:
-            io.torch_save({"G": G.state_dict(), "step": s}, out / "checkpoints" / f"G_{s:06d}.pt")
-            save_samples(G, fixed_z, fixed_y, out / "samples" / f"step_{s:06d}.png", data)
+            rundir.save_checkpoint(
+                rundir.generator_path(out, s), {"G": G.state_dict(), "step": s, "config_sha256": config_sha256}
+            )
+            save_samples(G, fixed_z, fixed_y, out / rundir.SAMPLES_DIR / rundir.sample_grid_file(s), data)
         if keep_g or s % cfg.checkpoint_every == 0:
             io.append_jsonl(log_path, pending)
             pending = []
-            io.torch_save({
-                "step": s, "G": G.state_dict(), "D": D.state_dict(), "opt_g": run.opt_g.state_dict(),
-                "opt_d": run.opt_d.state_dict(), "rng": rng_state(data_gen), "config": cfg.to_dict(),
-                "git_commit": info["git_commit"],
-            }, last_path)
+            rundir.save_checkpoint(
+                last_path,
+                {
+                    "step": s,
+                    "G": G.state_dict(),
+                    "D": D.state_dict(),
+                    "opt_g": run.opt_g.state_dict(),
+                    "opt_d": run.opt_d.state_dict(),
+                    "rng": rundir.rng_state(data_gen),
+                    "config": semantic_dict(cfg),
+                    "config_sha256": config_sha256,
+                    "git_commit": info["git_commit"],
+                },
+            )
     bar.close()
 
     log = io.read_jsonl(log_path)
@@ -385,9 +329,9 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
         "seconds_this_session": time.perf_counter() - t_start,
         "seconds_per_step": float(np.median([r["sec"] for r in log])) if log else None,
         "final": log[-1] if log else None,
-        "checkpoints": list_checkpoints(out),
+        "checkpoints": rundir.list_checkpoints(out),
     }
-    io.write_json(done_path, summary)
+    io.write_json(out / rundir.DONE_FILE, summary)
     return summary
 
 
@@ -409,22 +353,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    from benchmark.config import field_docs
-
     docs = field_docs(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         text = f"{docs.get(f.name, '')} [default: {default}]".strip()
         if f.type in (bool, "bool"):
-            p.add_argument(flag, dest=f"cfg_{f.name}", nargs="?", const="true", default=None, metavar="BOOL",
-                           help=text)
+            p.add_argument(flag, dest=f"cfg_{f.name}", nargs="?", const="true", default=None, metavar="BOOL", help=text)
         else:
             p.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(), help=text)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_output_dir(args.out, "--out")  # a file there, or no permission: one line now, not after training
     try:
         summary = train(cfg, args.out, progress=not args.quiet)
     except TrainingDiverged as e:
@@ -435,9 +377,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("train", help="train one GAN run (resumes if its --out holds a checkpoint)",
-                       description="Train one run. Every config key is a flag (--gp-lambda 10) and can also "
-                                   "come from --config FILE.yaml or --set key=value (highest priority).")
+    p = sub.add_parser(
+        "train",
+        help="train one GAN run (resumes if its --out holds a checkpoint)",
+        description="Train one run. Every config key is a flag (--gp-lambda 10) and can also "
+        "come from --config FILE.yaml or --set key=value (highest priority).",
+    )
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key (repeatable)")
     p.add_argument("--out", required=True, help="run directory (created; an existing run there resumes)")

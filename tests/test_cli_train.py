@@ -1,4 +1,5 @@
 """`ganbench train`: flags, YAML + --set overrides, and one-line errors (exit 2, nothing written)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,20 @@ import yaml
 from benchmark.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = ["train", "--dataset", "ring8", "--model", "toy", "--steps", "4", "--checkpoint-every", "2",
-        "--device", "cpu", "--quiet"]
+BASE = [
+    "train",
+    "--dataset",
+    "ring8",
+    "--model",
+    "toy",
+    "--steps",
+    "4",
+    "--checkpoint-every",
+    "2",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def one_line_error(capsys, argv, *needles):
@@ -26,21 +39,24 @@ def one_line_error(capsys, argv, *needles):
     return err
 
 
-@pytest.mark.parametrize("extra,needles", [
-    (["--set", "gp_lamda=3"], ["unknown config key 'gp_lamda'", "did you mean 'gp_lambda'"]),
-    (["--gp-lambda", "-1"], ["gp_lambda", ">= 0"]),
-    (["--pack", "0"], ["pack", ">= 1"]),
-    (["--pack", "3"], ["pack", "divide batch_size"]),
-    (["--steps", "many"], ["steps", "integer"]),
-    (["--objective", "wgan-pg"], ["unknown objective 'wgan-pg'", "wgan-gp"]),
-    (["--model", "dcgan"], ["model 'dcgan' needs 28x28 images", "use model toy"]),
-    (["--critic-norm", "instance"], ["critic_norm 'instance'", "dcgan"]),
-    (["--critic-norm", "group"], ["critic_norm", "none, batch, layer, instance"]),
-    (["--objective", "wgan", "--label-smoothing", "0.1"], ["label_smoothing", "wgan"]),
-    (["--objective", "cgan", "--pack", "2"], ["pack", "conditional"]),
-    (["--deterministic", "maybe"], ["deterministic", "true or false"]),
-    (["--bogus-flag", "1"], ["unrecognized arguments"]),
-])
+@pytest.mark.parametrize(
+    "extra,needles",
+    [
+        (["--set", "gp_lamda=3"], ["unknown config key 'gp_lamda'", "did you mean 'gp_lambda'"]),
+        (["--gp-lambda", "-1"], ["gp_lambda", ">= 0"]),
+        (["--pack", "0"], ["pack", ">= 1"]),
+        (["--pack", "3"], ["pack", "divide batch_size"]),
+        (["--steps", "many"], ["steps", "integer"]),
+        (["--objective", "wgan-pg"], ["unknown objective 'wgan-pg'", "wgan-gp"]),
+        (["--model", "dcgan"], ["model 'dcgan' needs 28x28 images", "use model toy"]),
+        (["--critic-norm", "instance"], ["critic_norm 'instance'", "dcgan"]),
+        (["--critic-norm", "group"], ["critic_norm", "none, batch, layer, instance"]),
+        (["--objective", "wgan", "--label-smoothing", "0.1"], ["label_smoothing", "wgan"]),
+        (["--objective", "cgan", "--pack", "2"], ["pack", "conditional"]),
+        (["--deterministic", "maybe"], ["deterministic", "true or false"]),
+        (["--bogus-flag", "1"], ["unrecognized arguments"]),
+    ],
+)
 def test_bad_config_is_one_line_and_writes_nothing(tmp_path, capsys, extra, needles):
     out = tmp_path / "run"
     one_line_error(capsys, BASE + extra + ["--out", str(out)], *needles)
@@ -49,8 +65,22 @@ def test_bad_config_is_one_line_and_writes_nothing(tmp_path, capsys, extra, need
 
 def test_missing_dataset_is_one_line(tmp_path, capsys):
     out = tmp_path / "run"
-    one_line_error(capsys, ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "nothing"), "--download",
-                            "false", "--out", str(out)], "MNIST not found", "--data-root")
+    one_line_error(
+        capsys,
+        [
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-root",
+            str(tmp_path / "nothing"),
+            "--download",
+            "false",
+            "--out",
+            str(out),
+        ],
+        "MNIST not found",
+        "--data-root",
+    )
     assert not out.exists()
 
 
@@ -60,7 +90,9 @@ def test_bad_yaml_files(tmp_path, capsys):
     one_line_error(capsys, ["train", "--config", str(f), "--out", str(tmp_path / "r")], "not valid YAML")
     f.write_text("stepz: 3\n")
     one_line_error(capsys, ["train", "--config", str(f), "--out", str(tmp_path / "r")], "unknown config key 'stepz'")
-    one_line_error(capsys, ["train", "--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r")], "does not exist")
+    one_line_error(
+        capsys, ["train", "--config", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r")], "does not exist"
+    )
     assert not (tmp_path / "r").exists()
 
 
@@ -68,8 +100,27 @@ def test_yaml_then_flags_then_set(tmp_path, capsys):
     f = tmp_path / "c.yaml"
     f.write_text("dataset: ring8\nmodel: toy\nsteps: 3\ngp_lambda: 5\nbatch_size: 8\nseed: 1\n")
     out = tmp_path / "r"
-    assert main(["train", "--config", str(f), "--seed", "2", "--set", "gp_lambda=0.5", "--set", "steps=2",
-                 "--device", "cpu", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(f),
+                "--seed",
+                "2",
+                "--set",
+                "gp_lambda=0.5",
+                "--set",
+                "steps=2",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert (cfg["steps"], cfg["gp_lambda"], cfg["seed"], cfg["batch_size"], cfg["n_critic"]) == (2, 0.5, 2, 8, 5)
 
@@ -94,9 +145,8 @@ def test_every_train_flag_has_help_from_the_config_comments():
 
     docs = field_docs(TrainConfig)
     assert "weight of the gradient penalty" in docs["gp_lambda"]
-    r = subprocess.run([sys.executable, "-m", "benchmark", "train", "--help"], capture_output=True, text=True,
-                       cwd=REPO)
+    r = subprocess.run([sys.executable, "-m", "benchmark", "train", "--help"], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0
     flat = " ".join(r.stdout.split())
-    assert "weight of the gradient penalty (wgan-gp) [default: 10.0]" in flat
-    assert "PacGAN: D judges `pack` samples jointly [default: 1]" in flat
+    assert "weight of the gradient penalty (wgan-gp) (range: >= 0 and <= 1000000) [default: 10.0]" in flat
+    assert "PacGAN: D judges `pack` samples jointly (range: >= 1 and <= 64) [default: 1]" in flat

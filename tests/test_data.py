@@ -1,4 +1,5 @@
 """Dataset shapes, ranges and label sets, and the one-line error for a missing dataset."""
+
 import pytest
 import torch
 

@@ -1,8 +1,8 @@
 """Known answers of the torch-fidelity engine on real MNIST (FID, KID, IS, precision/recall) and its cache."""
+
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -11,13 +11,12 @@ import torch
 from benchmark.errors import UserError
 from benchmark.evaluation import fidelity
 from benchmark.evaluation.metrics import evaluate_samples
+from helpers import MNIST_ROOT, needs_mnist
 
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_ROOT = Path(os.environ.get("GANBENCH_DATA") or REPO.parent / "shared" / "data")
-HAS_MNIST = (MNIST_ROOT / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
-pytestmark = pytest.mark.skipif(not HAS_MNIST, reason=f"real MNIST not found under {MNIST_ROOT}")
+pytestmark = needs_mnist
 
 N = 2000  # samples per set: enough to rank sets, small enough for a quick test
 
@@ -37,8 +36,9 @@ def cache(tmp_path_factory):
 
 
 def score(x, cache, metrics=("fid", "kid", "pr"), y=None, split="test"):
-    return evaluate_samples(x, y, "mnist", list(metrics), split=split, data_root=str(MNIST_ROOT),
-                            cache_root=cache)["metrics"]
+    return evaluate_samples(x, y, "mnist", list(metrics), split=split, data_root=str(MNIST_ROOT), cache_root=cache)[
+        "metrics"
+    ]
 
 
 def of_class(ds, classes, n=N):
@@ -57,12 +57,13 @@ def scores(data, cache):
         **{f"class{k}": of_class(tr, [k]) for k in range(10)},
     }
     with_kid = ("real", "noise")  # KID's 100 subsets are the slow part: a few sets only
-    return {name: score(x, cache, ("fid", "kid", "pr") if name in with_kid else ("fid", "pr"))
-            for name, x in sets.items()}
+    return {
+        name: score(x, cache, ("fid", "kid", "pr") if name in with_kid else ("fid", "pr")) for name, x in sets.items()
+    }
 
 
 def test_real_train_beats_every_class_subset_and_noise(scores):
-    real = scores["real"][f"fid2k_test"]
+    real = scores["real"]["fid2k_test"]
     for name, s in scores.items():
         if name != "real":
             assert real < s["fid2k_test"], name
@@ -107,7 +108,7 @@ def test_is_of_a_perfectly_and_evenly_labelled_set_is_the_number_of_classes(data
 
 def test_reference_statistics_come_from_the_cache_the_second_time(data, cache):
     tr, _ = data
-    x = tr.images[N:N + 1000]  # 1000 samples -> a reference of 1000 real images not yet cached
+    x = tr.images[N : N + 1000]  # 1000 samples -> a reference of 1000 real images not yet cached
     before = fidelity.images_seen("mnist")
     first = score(x, cache, metrics=("fid", "is", "pr"))
     seen_first = fidelity.images_seen("mnist") - before
@@ -123,8 +124,9 @@ def test_reference_statistics_come_from_the_cache_the_second_time(data, cache):
 
 
 def test_extractor_reads_uint8_like_torch_fidelity_feeds_it(data):
-    from benchmark.evaluation.classifier import load_classifier
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    from benchmark.evaluation.classifier import load_classifier
 
     _, te = data
     name = fidelity.register_classifier_extractor("mnist")
@@ -132,8 +134,8 @@ def test_extractor_reads_uint8_like_torch_fidelity_feeds_it(data):
     x = te.images[:64]
     f_u8, l_u8 = fe(fidelity.to_uint8(x))
     model, _ = load_classifier("mnist")
-    f, l = model.features_and_logits(x)
-    assert torch.allclose(f_u8, f, atol=1e-5) and torch.allclose(l_u8, l, atol=1e-5)
+    f, lg = model.features_and_logits(x)
+    assert torch.allclose(f_u8, f, atol=1e-5) and torch.allclose(l_u8, lg, atol=1e-5)
     assert torch.equal(fidelity.to_uint8(x).float() / 127.5 - 1, x)  # the datasets' quantisation round-trips
 
 
@@ -146,8 +148,15 @@ def test_inception_offline_is_one_clear_line(monkeypatch, tmp_path, data):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(UserError) as e:
-        evaluate_samples(tr.images[:200], None, "mnist", ["fid"], feature_extractor="inception-v3-compat",
-                         data_root=str(MNIST_ROOT), cache_root=tmp_path)
+        evaluate_samples(
+            tr.images[:200],
+            None,
+            "mnist",
+            ["fid"],
+            feature_extractor="inception-v3-compat",
+            data_root=str(MNIST_ROOT),
+            cache_root=tmp_path,
+        )
     msg = str(e.value)
     assert "\n" not in msg and "Inception-v3" in msg and "--feature-extractor classifier" in msg
 
@@ -156,10 +165,18 @@ def test_every_score_names_its_evaluator(data, cache):
     from benchmark.evaluation.classifier import read_manifest
 
     tr, _ = data
-    rec = evaluate_samples(tr.images[:200], None, "mnist", ["fid", "lpips"], data_root=str(MNIST_ROOT),
-                           cache_root=cache)
+    from benchmark.evaluation.diversity import alexnet_weights_present
+
+    rec = evaluate_samples(
+        tr.images[:200], None, "mnist", ["fid", "lpips", "coverage"], data_root=str(MNIST_ROOT), cache_root=cache
+    )
     ev = rec["evaluator"]
     assert ev["sha256"] == read_manifest()["mnist"]["sha256"] == ev["classifier_sha256"]
-    assert ev["name"] == "ganbench-classifier-mnist" and ev["lpips_backbone"].startswith("lpips-")
-    assert set(rec["metrics"]) == {"fid200_test", "lpips200", "lpips_real200_test"}
+    assert ev["second_classifier_sha256"] == read_manifest()["mnist-mlp"]["sha256"]
+    div = "lpips" if alexnet_weights_present() else "feat_div"  # lpips* only when LPIPS itself ran
+    assert ev["name"] == "ganbench-classifier-mnist"
+    assert ev["lpips_backbone"] == ("lpips-alex" if div == "lpips" else "feat-classifier-mnist")
+    assert {"fid200_test", f"{div}200", f"{div}_real200_test", "evaluator_agreement200", "evaluator_tv200"} <= set(
+        rec["metrics"]
+    )
     assert all(math.isfinite(v) for v in rec["metrics"].values())

@@ -1,8 +1,8 @@
 """Mode counting: Stacked MNIST (1000 modes, 26k samples) and 2D mixtures (PacGAN protocol, 2,500 samples)."""
+
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -12,15 +12,14 @@ from benchmark.data import load_dataset
 from benchmark.errors import UserError
 from benchmark.evaluation.metrics import evaluate_samples
 from benchmark.evaluation.mixtures import mixture_metrics
+from helpers import MNIST_ROOT, needs_mnist
 
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_ROOT = Path(os.environ.get("GANBENCH_DATA") or REPO.parent / "shared" / "data")
-HAS_MNIST = (MNIST_ROOT / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
 
 
-@pytest.mark.skipif(not HAS_MNIST, reason=f"real MNIST not found under {MNIST_ROOT}")
+@needs_mnist
 def test_stacked_mnist_from_real_digits_captures_almost_all_modes():
     ds = load_dataset("stacked-mnist", root=str(MNIST_ROOT), split="test")
     x, _ = ds.reference(26_000, seed=1)

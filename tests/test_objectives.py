@@ -1,4 +1,5 @@
 """Loss values on hand-checkable inputs, the gradient penalty's known answer, clipping, shapes."""
+
 import math
 
 import pytest

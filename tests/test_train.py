@@ -1,23 +1,33 @@
 """The training loop: every config branch runs, logs what it should, resumes bit-identically."""
+
 import os
+import pickle
+import random
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from benchmark import io
+from benchmark import io, rundir
+from benchmark.cli import main
 from benchmark.config import make_config
 from benchmark.errors import TrainingDiverged, UserError
-from benchmark.train import generate, list_checkpoints, load_generator, train
+from benchmark.rundir import generate, list_checkpoints, load_generator
+from benchmark.train import train
+from helpers import one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = dict(dataset="ring8", model="toy", steps=6, checkpoint_every=3, batch_size=16, grad_norm_every=2, device="cpu")
-DIGITS = dict(dataset="digits", model="mlp", steps=4, checkpoint_every=2, batch_size=16, grad_norm_every=2, device="cpu")
+DIGITS = dict(
+    dataset="digits", model="mlp", steps=4, checkpoint_every=2, batch_size=16, grad_norm_every=2, device="cpu"
+)
 
 
 def run(tmp_path, **kw):
@@ -27,8 +37,10 @@ def run(tmp_path, **kw):
     return out, summary, io.read_jsonl(out / "log.jsonl")
 
 
-@pytest.mark.parametrize("objective", ["gan", "gan-minimax", "lsgan", "wgan", "wgan-gp",
-                                       "cgan", "cgan-minimax", "clsgan", "cwgan", "cwgan-gp"])
+@pytest.mark.parametrize(
+    "objective",
+    ["gan", "gan-minimax", "lsgan", "wgan", "wgan-gp", "cgan", "cgan-minimax", "clsgan", "cwgan", "cwgan-gp"],
+)
 @pytest.mark.parametrize("base", ["toy", "digits"])
 def test_every_objective_trains_and_logs(tmp_path, objective, base):
     out, summary, log = run(tmp_path, objective=objective, **(TOY if base == "toy" else DIGITS))
@@ -50,13 +62,26 @@ def test_every_objective_trains_and_logs(tmp_path, objective, base):
         assert y.tolist() == [i % G.num_classes for i in range(25)]
 
 
-@pytest.mark.parametrize("extra", [
-    dict(minibatch_disc=True), dict(feature_matching=True), dict(label_smoothing=0.1, objective="gan"),
-    dict(instance_noise=0.1), dict(pack=2), dict(pack=4, objective="gan"), dict(critic_norm="batch"),
-    dict(critic_norm="layer"), dict(cond_mode="projection", objective="cwgan-gp"),
-    dict(cond_mode="projection", objective="cgan", minibatch_disc=True), dict(gp_mode="one-sided"),
-    dict(gp_lambda=0.0), dict(deterministic=True), dict(epochs=0.2), dict(optimizer="rmsprop", objective="gan"),
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(minibatch_disc=True),
+        dict(feature_matching=True),
+        dict(label_smoothing=0.1, objective="gan"),
+        dict(instance_noise=0.1),
+        dict(pack=2),
+        dict(pack=4, objective="gan"),
+        dict(critic_norm="batch"),
+        dict(critic_norm="layer"),
+        dict(cond_mode="projection", objective="cwgan-gp"),
+        dict(cond_mode="projection", objective="cgan", minibatch_disc=True),
+        dict(gp_mode="one-sided"),
+        dict(gp_lambda=0.0),
+        dict(deterministic=True),
+        dict(epochs=0.2),
+        dict(optimizer="rmsprop", objective="gan"),
+    ],
+)
 def test_remedies_and_options_compose(tmp_path, extra):
     kw = {**DIGITS, **extra}
     out, summary, log = run(tmp_path, **kw)
@@ -66,26 +91,53 @@ def test_remedies_and_options_compose(tmp_path, extra):
     assert all(torch.isfinite(torch.tensor(r["d_loss"])) for r in log)
 
 
-@pytest.mark.parametrize("extra", [dict(), dict(critic_norm="instance"), dict(critic_norm="batch", pack=2),
-                                   dict(objective="cgan", cond_mode="concat"), dict(minibatch_disc=True)])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(),
+        dict(critic_norm="instance"),
+        dict(critic_norm="batch", pack=2),
+        dict(objective="cgan", cond_mode="concat"),
+        dict(minibatch_disc=True),
+    ],
+)
 def test_dcgan_on_mnist(tmp_path, mnist_data_root, extra):
-    kw = dict(dataset="mnist", model="dcgan", data_root=mnist_data_root, steps=2, checkpoint_every=2,
-              batch_size=16, n_critic=1, device="cpu", **extra)
+    kw = dict(
+        dataset="mnist",
+        model="dcgan",
+        data_root=mnist_data_root,
+        steps=2,
+        checkpoint_every=2,
+        batch_size=16,
+        n_critic=1,
+        device="cpu",
+        **extra,
+    )
     out, summary, log = run(tmp_path, **kw)
     G, cfg, _ = load_generator(out)
     assert generate(G, cfg, 4)[0].shape == (4, 1, 28, 28)
 
 
 def test_dcgan_reads_channels_from_the_data(tmp_path, mnist_data_root):
-    out, _, _ = run(tmp_path, dataset="stacked-mnist", model="dcgan", data_root=mnist_data_root, steps=1,
-                    batch_size=8, n_critic=1, device="cpu", objective="gan", pack=2)
+    out, _, _ = run(
+        tmp_path,
+        dataset="stacked-mnist",
+        model="dcgan",
+        data_root=mnist_data_root,
+        steps=1,
+        batch_size=8,
+        n_critic=1,
+        device="cpu",
+        objective="gan",
+        pack=2,
+    )
     G, cfg, _ = load_generator(out)
     assert generate(G, cfg, 2)[0].shape == (2, 3, 28, 28)
 
 
 def test_wgan_clipping_and_config_written(tmp_path):
     out, _, _ = run(tmp_path, objective="wgan", clip=0.005, **{k: v for k, v in TOY.items()})
-    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert max(v.abs().max().item() for v in state["D"].values() if v.is_floating_point()) <= 0.005
     written = make_config(yaml.safe_load((out / "config.yaml").read_text()))
     assert written.optimizer == "rmsprop" and written.lr_d == 5e-5 and written.n_critic == 5
@@ -109,7 +161,7 @@ def test_divergence_is_reported(tmp_path):
 
 
 def _state(path):
-    return torch.load(path, weights_only=False, map_location="cpu")
+    return torch.load(path, weights_only=True, map_location="cpu")
 
 
 def _assert_same_state(a, b):
@@ -124,9 +176,32 @@ def _cli(*args):
 
 
 def test_kill_and_resume_is_bit_identical(tmp_path):
-    args = ["train", "--dataset", "digits", "--model", "mlp", "--objective", "wgan-gp", "--steps", "60",
-            "--checkpoint-every", "10", "--batch-size", "32", "--seed", "3", "--device", "cpu",
-            "--num-threads", "1", "--log-flush-every", "3", "--instance-noise", "0.1", "--quiet"]
+    args = [
+        "train",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--objective",
+        "wgan-gp",
+        "--steps",
+        "60",
+        "--checkpoint-every",
+        "10",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--num-threads",
+        "1",
+        "--log-flush-every",
+        "3",
+        "--instance-noise",
+        "0.1",
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     ref = tmp_path / "ref"
     subprocess.run(_cli(*args, "--out", str(ref)), check=True, env=env, cwd=REPO)
@@ -147,5 +222,159 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     for s in list_checkpoints(ref):
         a, b = _state(ref / "checkpoints" / f"G_{s:06d}.pt"), _state(out / "checkpoints" / f"G_{s:06d}.pt")
         assert all(torch.equal(a["G"][k], b["G"][k]) for k in a["G"])
-    strip = lambda log: [{k: v for k, v in r.items() if k != "sec"} for r in log]
+
+    def strip(log):
+        return [{k: v for k, v in r.items() if k != "sec"} for r in log]
+
     assert strip(io.read_jsonl(ref / "log.jsonl")) == strip(io.read_jsonl(out / "log.jsonl"))
+    assert not list(out.rglob(".*.tmp*")), "a temporary file of a killed write survived the resumed run"
+
+
+# ------------------------------------------------------------------------------------------------
+# run directories that know themselves: safe checkpoints, the right run's checkpoint, one process
+
+
+class _Planted:
+    """Unpickling this creates the marker file: the proof that code from a checkpoint ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _unfinished_toy_run(tmp_path, name="run", **kw):
+    out = tmp_path / name
+    train(make_config({**TOY, **kw}), out, progress=False)
+    (out / rundir.DONE_FILE).unlink()
+    return out
+
+
+def _toy_argv(out, **kw):
+    cfg = {**TOY, **kw}
+    argv = ["train", "--quiet", "--out", str(out)]
+    for k, v in cfg.items():
+        argv += ["--" + k.replace("_", "-"), str(v)]
+    return argv
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch, about the planted raw pickle
+@pytest.mark.parametrize("how", ["torch.save", "pickle"])
+def test_planted_pickle_in_a_checkpoint_never_runs(tmp_path, capsys, how):
+    out = _unfinished_toy_run(tmp_path)
+    marker = tmp_path / "pwned"
+    for victim in (rundir.last_checkpoint_path(out), rundir.generator_path(out, TOY["steps"])):
+        if how == "torch.save":
+            torch.save({"G": _Planted(marker), "step": 3}, victim)
+        else:
+            victim.write_bytes(pickle.dumps(_Planted(marker)))
+    one_line_error(capsys, _toy_argv(out), "last.pt", "never unpickles", "delete it")
+    with pytest.raises(UserError, match="never unpickles"):
+        load_generator(out)
+    assert not marker.exists(), "unpickling a checkpoint ran planted code"
+
+
+def test_rng_states_roundtrip_through_a_weights_only_checkpoint(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    random.gauss(0, 1), np.random.randn(3)  # leave a cached gaussian in both (part of the state)
+    gen = torch.Generator().manual_seed(4)
+    rundir.save_checkpoint(tmp_path / "c.pt", {"rng": rundir.rng_state(gen), "step": 0})
+
+    def draw():  # every stream a run draws from (CUDA's too, where there is a GPU)
+        cuda = torch.rand(2, device="cuda").tolist() if torch.cuda.is_available() else None
+        return (
+            random.random(),
+            random.gauss(0, 1),
+            np.random.randn(3).tolist(),
+            torch.rand(2).tolist(),
+            torch.rand(2, generator=gen).tolist(),
+            cuda,
+        )
+
+    first = draw()
+    random.seed(9), np.random.seed(9), torch.manual_seed(9), gen.manual_seed(9)  # (also reseeds CUDA)
+    rundir.set_rng_state(rundir.load_checkpoint(tmp_path / "c.pt")["rng"], gen)
+    assert draw() == first
+
+
+@pytest.mark.parametrize("other", [dict(objective="gan"), dict(z_dim=3), dict(gp_lambda=1.0)])
+def test_resume_refuses_another_runs_checkpoint(tmp_path, capsys, other):
+    out = _unfinished_toy_run(tmp_path, "mine", objective="wgan-gp")
+    theirs = _unfinished_toy_run(tmp_path, "theirs", **{"objective": "wgan-gp", **other})
+    before = (out / rundir.LOG_FILE).read_bytes()
+    rundir.last_checkpoint_path(out).write_bytes(rundir.last_checkpoint_path(theirs).read_bytes())
+    key = next(iter(other))
+    one_line_error(capsys, _toy_argv(out, objective="wgan-gp"), "belongs to another run", f"{key}:", "delete it")
+    assert (out / rundir.LOG_FILE).read_bytes() == before and not (out / rundir.DONE_FILE).exists()
+
+
+def test_a_held_run_directory_stops_a_second_trainer(tmp_path, capsys):
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom benchmark.rundir import run_lock\n"
+            "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        one_line_error(capsys, _toy_argv(out), "in use by process", str(holder.pid))
+        assert [p.name for p in out.iterdir()] == [rundir.LOCK_FILE]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(_toy_argv(out)) == 0  # the lock died with its holder
+    assert (out / rundir.DONE_FILE).exists()
+
+
+def test_stale_temporaries_are_removed_at_start(tmp_path):
+    out = _unfinished_toy_run(tmp_path)
+    stale = [
+        out / ".log.1a2b3c4d.tmp.jsonl",
+        out / rundir.CHECKPOINT_DIR / ".last.0f0f0f0f.tmp.pt",
+        out / rundir.SAMPLES_DIR / ".step_000006.deadbeef.tmp.png",
+    ]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    keep = out / "notes.tmp.txt"  # not ours (no leading dot): left alone
+    keep.write_text("mine")
+    train(make_config(TOY), out, progress=False)
+    assert not any(p.exists() for p in stale) and keep.exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077], ids=oct)
+def test_written_files_honour_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        io.write_json(tmp_path / "a.json", {"x": 1})
+        io.torch_save({"x": torch.zeros(1)}, tmp_path / "b.pt")
+        io.append_jsonl(tmp_path / "c.jsonl", [{"x": 1}])
+        out = tmp_path / "run"
+        train(make_config(TOY), out, progress=False)
+    finally:
+        os.umask(old)
+    files = [
+        tmp_path / "a.json",
+        tmp_path / "b.pt",
+        tmp_path / "c.jsonl",
+        out / rundir.CONFIG_FILE,
+        out / rundir.DONE_FILE,
+        rundir.last_checkpoint_path(out),
+        out / rundir.SAMPLES_DIR / "step_000006.png",
+    ]
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+def test_a_generator_file_as_last_pt_is_refused(tmp_path, capsys):
+    out = _unfinished_toy_run(tmp_path)
+    rundir.last_checkpoint_path(out).write_bytes(rundir.generator_path(out, 3).read_bytes())
+    one_line_error(capsys, _toy_argv(out), "last.pt", "not a resumable ganbench checkpoint", "delete it")

@@ -1,17 +1,17 @@
 """Subcommands of the evaluation stage: ``ganbench classifier train|test|card`` and ``ganbench evaluate``.
 
-    ganbench classifier train --dataset mnist [--data-root D] [--epochs E] [--seed S] [--out DIR]
-    ganbench classifier test  --dataset mnist            # re-measure the committed weights' accuracy
-    ganbench classifier card  --dataset mnist            # the evaluator card (for the README)
-    ganbench evaluate RUN_DIR [--step N[,N...]] [--metrics a,b] [--num-samples 10000] [--split test]
-                      [--feature-extractor classifier|inception-v3-compat] [--force] [--tsne]
-    ganbench evaluate --samples FILE.npz --dataset mnist [--json OUT.json] [--metrics ...]
+ganbench classifier train --dataset mnist [--data-root D] [--epochs E] [--seed S] [--out DIR]
+ganbench classifier test  --dataset mnist            # re-measure the committed weights' accuracy
+ganbench classifier card  --dataset mnist            # the evaluator card (for the README)
+ganbench evaluate RUN_DIR [--step N[,N...]] [--metrics a,b] [--num-samples 10000] [--split test]
+                  [--feature-extractor classifier|inception-v3-compat] [--force] [--tsne]
+ganbench evaluate --samples FILE.npz --dataset mnist [--json OUT.json] [--metrics ...]
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -22,8 +22,8 @@ def _set_threads(n: Optional[int]) -> None:
     import torch
 
     if n is not None:
-        if n < 1:
-            raise UserError(f"--threads must be >= 1, got {n}")
+        if not 1 <= n <= 1024:
+            raise UserError(f"--threads must be in [1, 1024], got {n}")
         torch.set_num_threads(n)
 
 
@@ -35,24 +35,88 @@ def _cmd_classifier_train(args: argparse.Namespace) -> int:
     from benchmark.evaluation.classifier import train_classifier
 
     _set_threads(args.threads)
-    entry = train_classifier(args.dataset, data_root=args.data_root, epochs=args.epochs, seed=args.seed,
-                             out_dir=Path(args.out) if args.out else None, progress=not args.quiet)
-    print(f"{args.dataset}: test accuracy {100 * entry['test_accuracy']:.2f}%, sha256 {entry['sha256']}, "
-          f"{entry['train_seconds']} s")
+    if args.out and args.replace_shipped:
+        raise UserError("give --out DIR (new weights) or --replace-shipped (overwrite the pinned ones), not both")
+    entry = train_classifier(
+        args.dataset,
+        data_root=args.data_root,
+        epochs=args.epochs,
+        seed=args.seed,
+        out_dir=Path(args.out) if args.out else None,
+        progress=not args.quiet,
+        second=args.second,
+        replace_shipped=args.replace_shipped,
+    )
+    print(
+        f"{args.dataset}{' (second)' if args.second else ''}: test accuracy {100 * entry['test_accuracy']:.2f}%, "
+        f"sha256 {entry['sha256']}, {entry['train_seconds']} s"
+    )
     return 0
 
 
+def _table_rows(name: str, table: Dict[str, Dict[str, float]]) -> List[str]:
+    rows = []
+    for cond, r in table.items():
+        if cond == "uniform":
+            rows.append(f"{name:>12}  {'uniform':>9}  max prob >= 0.9: {100 * r['confident_share']:6.2f}%")
+        else:
+            rows.append(
+                f"{name:>12}  {cond:>9}  accuracy {100 * r['accuracy']:6.2f}%  "
+                f"max class share x{r['max_share_ratio']:.2f}"
+            )
+    return rows
+
+
 def _cmd_classifier_test(args: argparse.Namespace) -> int:
+    """Re-measure the corruption table of the dataset's evaluators (primary and second) on its test split."""
     from benchmark.data import load_dataset
-    from benchmark.evaluation.classifier import accuracy, load_classifier, read_manifest, _arch_name
+    from benchmark.evaluation.classifier import (
+        SECOND,
+        WEIGHTS_DIR,
+        _arch_name,
+        classify,
+        clean_confidence_quantile,
+        corruption_table,
+        dataset_of,
+        load_classifier,
+        read_manifest,
+    )
+    from benchmark.evaluation.coverage import agreement, histogram, total_variation
 
     _set_threads(args.threads)
     name = _arch_name(args.dataset)
-    model, sha = load_classifier(name)
-    test = load_dataset(name, root=args.data_root, split="test")
-    acc = accuracy(model, test.images.cpu(), test.labels.cpu())
-    recorded = read_manifest()[name]["test_accuracy"]  # load_classifier has checked the entry exists
-    print(f"{name}: test accuracy {100 * acc:.2f}% (manifest: {100 * recorded:.2f}%), sha256 {sha}")
+    base = dataset_of(name)
+    wdir = Path(args.weights) if args.weights else None
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be >= 1, got {args.limit}")
+    second = SECOND.get(base)
+    names = [base] + ([second] if second in read_manifest(wdir or WEIGHTS_DIR) else [])
+    models = {n: load_classifier(n, weights_dir=wdir) for n in names}  # checks sha256 before any work
+    test = load_dataset(base, root=args.data_root, split="test")
+    x, y = test.images.cpu(), test.labels.cpu()
+    if args.limit:
+        x, y = x[: args.limit], y[: args.limit]
+    out: Dict[str, Any] = {"dataset": base, "test_images": len(x), "evaluators": {}}
+    preds = {}
+    for n, (model, sha) in models.items():
+        table = corruption_table(model, x, y)
+        tau = clean_confidence_quantile(model, x)
+        preds[n] = classify(model, x)[1].argmax(1)
+        out["evaluators"][n] = {"sha256": sha, "table": table, "readable_tau_measured": tau}
+        for row in _table_rows(n, table):
+            print(row)
+        print(f"{n:>12}  readable tau (1st percentile of clean max prob): {tau:.4f}; sha256 {sha}")
+    if len(preds) == 2:
+        a, b = preds.values()
+        k = test.num_classes
+        agree, tv = agreement(a, b), total_variation(histogram(a, k), histogram(b, k))
+        out["agreement_clean"], out["tv_clean"] = agree, tv
+        print(f"evaluators' agreement on clean test: {100 * agree:.2f}%, class-histogram TV {tv:.4f}")
+    if args.json:
+        from benchmark.io import write_json
+
+        write_json(args.json, out)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -96,8 +160,13 @@ def _print_record(rec: Dict[str, Any], prefix: str = "") -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from benchmark.evaluation.metrics import evaluate_samples, parse_metrics
+    from benchmark.evaluation.runs import DEFAULT_SAMPLES, check_num_samples, check_seed
 
+    # every flag is checked before anything is loaded or computed
     _set_threads(args.threads)
+    check_seed(args.seed)
+    if args.num_samples is not None:
+        check_num_samples(args.num_samples)
     metrics = parse_metrics(args.metrics)
     if args.samples is not None:
         if args.run_dir is not None:
@@ -106,24 +175,40 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise UserError("--samples needs --dataset (the dataset the samples imitate, e.g. --dataset mnist)")
         if args.step:
             raise UserError("--step applies to RUN_DIR, not to --samples")
-        from benchmark.data import DATASETS
+        from benchmark.data import DATASETS, check_dataset_files
         from benchmark.evaluation.samples import load_samples
+        from benchmark.paths import check_output_file
 
         DATASETS.get(args.dataset)
-        x, y = load_samples(args.samples, args.dataset)
         tsne_path = None
+        if args.json:
+            check_output_file(args.json, "--json")
         if args.tsne:
             base = Path(args.json) if args.json else Path(args.samples)
-            tsne_path = base.with_suffix(".tsne.png")
+            tsne_path = check_output_file(base.with_suffix(".tsne.png"), "the t-SNE figure")
+        check_dataset_files(args.dataset, args.data_root)
+        x, y = load_samples(args.samples, args.dataset, value_range=args.range)
+        if args.tsne:
             if metrics is None:
                 from benchmark.evaluation.metrics import default_metrics
 
                 metrics = default_metrics(args.dataset, conditional=y is not None)
             metrics = [*metrics, "tsne"] if "tsne" not in metrics else metrics
-        rec = evaluate_samples(x, y, args.dataset, metrics, split=args.split, data_root=args.data_root,
-                               feature_extractor=args.feature_extractor, device=args.device,
-                               cache_root=args.cache_root, progress=not args.quiet, seed=args.seed,
-                               tsne_path=tsne_path, num_samples=args.num_samples)
+        rec = evaluate_samples(
+            x,
+            y,
+            args.dataset,
+            metrics,
+            split=args.split,
+            data_root=args.data_root,
+            feature_extractor=args.feature_extractor,
+            device=args.device,
+            cache_root=args.cache_root,
+            progress=not args.quiet,
+            seed=args.seed,
+            tsne_path=tsne_path,
+            num_samples=args.num_samples,
+        )
         rec = {"samples": str(args.samples), **rec}
         if args.json:
             from benchmark.io import write_json
@@ -138,14 +223,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.run_dir is None:
         raise UserError("give a run directory (ganbench evaluate RUN_DIR) or --samples FILE.npz --dataset NAME")
-    if args.dataset or args.json:
-        raise UserError("--dataset and --json apply to --samples; a run's scores go to RUN_DIR/metrics.jsonl")
+    if args.dataset or args.json or args.range:
+        raise UserError("--dataset, --json and --range apply to --samples; a run's scores go to RUN_DIR/metrics.jsonl")
     from benchmark.evaluation.runs import METRICS_FILE, evaluate_run
 
-    recs = evaluate_run(args.run_dir, steps=_parse_steps(args.step), metrics=metrics,
-                        num_samples=args.num_samples or 10000, split=args.split, data_root=args.data_root,
-                        feature_extractor=args.feature_extractor, force=args.force, device=args.device,
-                        seed=args.seed, progress=not args.quiet, cache_root=args.cache_root, tsne=args.tsne)
+    recs = evaluate_run(
+        args.run_dir,
+        steps=_parse_steps(args.step),
+        metrics=metrics,
+        num_samples=DEFAULT_SAMPLES if args.num_samples is None else args.num_samples,
+        split=args.split,
+        data_root=args.data_root,
+        feature_extractor=args.feature_extractor,
+        force=args.force,
+        device=args.device,
+        seed=args.seed,
+        progress=not args.quiet,
+        cache_root=args.cache_root,
+        tsne=args.tsne,
+    )
     for r in recs:
         _print_record(r, prefix=f"step {r['step']}: ")
     print(f"scores in {Path(args.run_dir) / METRICS_FILE}")
@@ -158,27 +254,53 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     from benchmark.evaluation.fidelity import EXTRACTORS
     from benchmark.evaluation.metrics import METRICS
+    from benchmark.evaluation.samples import SAMPLE_RANGES
 
     # ---- classifier -----------------------------------------------------------------------------
-    p = sub.add_parser("classifier", help="the pinned evaluator classifier: train, test, card",
-                       description="Train or inspect the evaluator classifier whose weights ship in "
-                                   "benchmark/evaluation/weights/.")
+    p = sub.add_parser(
+        "classifier",
+        help="the pinned evaluator classifier: train, test, card",
+        description="Train or inspect the evaluator classifier whose weights ship in benchmark/evaluation/weights/.",
+    )
     csub = p.add_subparsers(dest="classifier_command", metavar="ACTION", parser_class=type(p))
     csub.required = True
 
-    t = csub.add_parser("train", help="train the classifier of a dataset and record it in the manifest")
+    t = csub.add_parser(
+        "train",
+        help="train an evaluator of a dataset into a new folder (or replace the shipped one)",
+        description="Train the evaluator of a dataset (or, with --second, its independent second "
+        "evaluator) and record it in <folder>/manifest.json. Writes only to --out; "
+        "the pinned weights in benchmark/evaluation/weights are overwritten only "
+        "with --replace-shipped.",
+    )
     t.add_argument("--dataset", required=True, help="mnist, fashion-mnist or digits")
+    t.add_argument("--second", action="store_true", help="train the independent second evaluator (an MLP)")
     t.add_argument("--data-root", help="dataset folder (default: $GANBENCH_DATA, else ./data)")
-    t.add_argument("--epochs", type=int, help="training epochs (default: the dataset's recipe)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", help="weights folder (default: the package's benchmark/evaluation/weights)")
+    t.add_argument("--epochs", type=int, help="training epochs (default: the evaluator's recipe)")
+    t.add_argument("--seed", type=int, help="default: the evaluator's recipe (primary 0, second 1)")
+    t.add_argument("--out", help="folder for the new weights and its manifest.json (required unless --replace-shipped)")
+    t.add_argument(
+        "--replace-shipped",
+        action="store_true",
+        help="overwrite the pinned evaluator in benchmark/evaluation/weights (changes its sha256)",
+    )
     t.add_argument("--threads", type=int, help="torch CPU threads (recorded; training is deterministic per count)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_cmd_classifier_train)
 
-    t = csub.add_parser("test", help="re-measure the test accuracy of the committed weights")
+    t = csub.add_parser(
+        "test",
+        help="re-measure the corruption table of the dataset's evaluators",
+        description="Accuracy and largest class-share ratio on the clean test split and under "
+        "Gaussian noise 0.2, salt-and-pepper 10 %, blur sigma 1 (fixed seed); share "
+        "of uniform-noise images read with max prob >= 0.9; the two evaluators' "
+        "agreement.",
+    )
     t.add_argument("--dataset", required=True)
     t.add_argument("--data-root")
+    t.add_argument("--weights", metavar="DIR", help="weights folder to test (default: the shipped ones)")
+    t.add_argument("--limit", type=int, help="only the first N test images")
+    t.add_argument("--json", metavar="OUT.json", help="also write the table here")
     t.add_argument("--threads", type=int)
     t.set_defaults(func=_cmd_classifier_test)
 
@@ -187,20 +309,34 @@ def add_parsers(sub) -> None:
     t.set_defaults(func=_cmd_classifier_card)
 
     # ---- evaluate -------------------------------------------------------------------------------
-    e = sub.add_parser("evaluate", help="score a run's checkpoints (or a sample file)",
-                       description="Score every checkpoint of a run (or --step ones) into RUN_DIR/metrics.jsonl, "
-                                   "or score a sample file (--samples FILE.npz --dataset NAME).")
+    e = sub.add_parser(
+        "evaluate",
+        help="score a run's checkpoints (or a sample file)",
+        description="Score every checkpoint of a run (or --step ones) into RUN_DIR/metrics.jsonl, "
+        "or score a sample file (--samples FILE.npz --dataset NAME).",
+    )
     e.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a 'ganbench train' run directory")
     e.add_argument("--step", action="append", metavar="N", help="checkpoint step(s) to score (default: all)")
     e.add_argument("--metrics", help=f"comma-separated; default by dataset kind. Known: {', '.join(METRICS.names())}")
-    e.add_argument("--num-samples", type=int, default=None,
-                   help="generated samples per checkpoint (default 10000; for --samples: all in the file)")
+    e.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="generated samples per checkpoint, 1 to 1000000 (default 10000; for --samples: all in the file)",
+    )
     e.add_argument("--split", default="test", choices=["test", "train"], help="real reference split")
     e.add_argument("--feature-extractor", default="classifier", choices=list(EXTRACTORS))
     e.add_argument("--force", action="store_true", help="re-score checkpoints already in metrics.jsonl")
     e.add_argument("--tsne", action="store_true", help="also write a t-SNE PNG of classifier features")
     e.add_argument("--samples", metavar="FILE.npz", help="score this sample file instead of a run")
     e.add_argument("--dataset", help="with --samples: the dataset they imitate")
+    e.add_argument(
+        "--range",
+        choices=list(SAMPLE_RANGES),
+        metavar="RANGE",
+        help="with --samples: the range of float images, 01 ([0, 1]) or -11 ([-1, 1], the default); "
+        "float images that all lie in [0, 1] are refused unless it is given",
+    )
     e.add_argument("--json", metavar="OUT.json", help="with --samples: write the record here")
     e.add_argument("--data-root", help="dataset folder (default: the run's, else $GANBENCH_DATA, else ./data)")
     e.add_argument("--cache-root", help="reference-statistics cache (default: $GANBENCH_CACHE, else ~/.cache/ganbench)")
@@ -209,13 +345,3 @@ def add_parsers(sub) -> None:
     e.add_argument("--threads", type=int, help="torch CPU threads")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=_cmd_evaluate)
-
-
-def main(argv: Optional[List[str]] = None) -> int:  # python -m benchmark.evaluation.cli (without the stage list)
-    from benchmark.cli import main as ganbench_main
-
-    return ganbench_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,19 +1,23 @@
-"""LPIPS diversity: the mean LPIPS distance over random pairs of samples (higher = more diverse).
+"""Pairwise diversity: LPIPS where its backbone exists, else a named stand-in (higher = more diverse).
 
 Backbones, in order of preference:
 
 * ``lpips-alex``: the lpips package's LPIPS v0.1 (AlexNet trunk + its learned linear heads), used when
   torchvision's ImageNet AlexNet weights (``alexnet-owt-7be5be79.pth``) are in torch's hub cache.
   Images are repeated to 3 channels and resized to 64 x 64 (AlexNet's stride would leave nothing of 28 x 28).
-* ``lpips-classifier-<dataset>``: otherwise, the same LPIPS formula without learned heads over the pinned
+* ``feat-classifier-<dataset>``: otherwise, the same formula without learned heads over the pinned
   classifier's three conv stages: unit-normalise each feature vector over channels, square the
   difference, sum over channels, average over space, sum over layers (Zhang et al. 2018, "lin=False").
+  That is not LPIPS (no ImageNet trunk, no calibrated heads), so its scores are named ``feat_div*``,
+  never ``lpips*`` (``score_prefix``), and one line on stderr says that AlexNet's weights are absent.
 
 Every result names its backbone. The figure for generated samples is reported beside the same figure for
 an equal number of real samples; for conditional models also within each requested class.
 """
+
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -78,7 +82,21 @@ def alex_distance(device: str | torch.device = "cpu") -> Distance:
 
 def lpips_backbone(dataset: str) -> str:
     """The name of the backbone ``lpips_distance`` would use here (without building it)."""
-    return "lpips-alex" if alexnet_weights_present() else f"lpips-classifier-{dataset}"
+    return "lpips-alex" if alexnet_weights_present() else f"feat-classifier-{dataset}"
+
+
+def score_prefix(backbone: str) -> str:
+    """'lpips' for real LPIPS (the AlexNet backbone), 'feat_div' for the classifier-feature stand-in."""
+    return "lpips" if backbone == "lpips-alex" else "feat_div"
+
+
+_SAID: Dict[str, bool] = {}
+
+
+def _say_once(msg: str) -> None:
+    if not _SAID.get(msg):
+        _SAID[msg] = True
+        print(msg, file=sys.stderr)
 
 
 def lpips_distance(dataset: str, device: str | torch.device = "cpu") -> Tuple[Distance, str]:
@@ -86,13 +104,27 @@ def lpips_distance(dataset: str, device: str | torch.device = "cpu") -> Tuple[Di
     if alexnet_weights_present():
         try:
             return alex_distance(device), "lpips-alex"
-        except Exception:  # a corrupt/partial weights file: fall back, the name says which was used
-            pass
-    return classifier_distance(dataset, device), f"lpips-classifier-{dataset}"
+        except Exception as e:  # a corrupt/partial weights file: fall back, the name says which was used
+            _say_once(
+                f"LPIPS: AlexNet weights in {torch.hub.get_dir()} do not load ({type(e).__name__}); "
+                f"diversity is feat_div over the '{dataset}' evaluator's features, not LPIPS"
+            )
+    else:
+        _say_once(
+            f"LPIPS: AlexNet weights ({ALEXNET_FILE}) absent from {torch.hub.get_dir()}/checkpoints; "
+            f"diversity is feat_div over the '{dataset}' evaluator's features, not LPIPS"
+        )
+    return classifier_distance(dataset, device), f"feat-classifier-{dataset}"
 
 
-def mean_pair_distance(x: Tensor, dist: Distance, num_pairs: int = DEFAULT_PAIRS, seed: int = 0,
-                       batch: int = 250, device: str | torch.device = "cpu") -> float:
+def mean_pair_distance(
+    x: Tensor,
+    dist: Distance,
+    num_pairs: int = DEFAULT_PAIRS,
+    seed: int = 0,
+    batch: int = 250,
+    device: str | torch.device = "cpu",
+) -> float:
     """Mean distance over ``num_pairs`` random pairs (i != j) of ``x``; nan when fewer than 2 samples."""
     n = len(x)
     if n < 2:
@@ -102,23 +134,30 @@ def mean_pair_distance(x: Tensor, dist: Distance, num_pairs: int = DEFAULT_PAIRS
     j = (i + torch.randint(1, n, (num_pairs,), generator=g)) % n
     total = 0.0
     for s in range(0, num_pairs, batch):
-        a = x[i[s:s + batch]].to(device)
-        b = x[j[s:s + batch]].to(device)
+        a = x[i[s : s + batch]].to(device)
+        b = x[j[s : s + batch]].to(device)
         total += float(dist(a, b).double().sum())
     return total / num_pairs
 
 
-def diversity(x: Tensor, dist: Distance, num_pairs: int = DEFAULT_PAIRS, seed: int = 0,
-              labels: Optional[Tensor] = None, num_classes: int = 0, device: str | torch.device = "cpu"
-              ) -> Dict[str, object]:
+def diversity(
+    x: Tensor,
+    dist: Distance,
+    num_pairs: int = DEFAULT_PAIRS,
+    seed: int = 0,
+    labels: Optional[Tensor] = None,
+    num_classes: int = 0,
+    device: str | torch.device = "cpu",
+) -> Dict[str, object]:
     """Mean pairwise LPIPS of ``x``; with ``labels``, also per class (pairs drawn within each class)."""
     out: Dict[str, object] = {"mean": mean_pair_distance(x, dist, num_pairs, seed, device=device)}
     if labels is not None:
         per = []
         for k in range(num_classes):
             xk = x[labels.cpu() == k]
-            per.append(mean_pair_distance(xk, dist, max(num_pairs // max(num_classes, 1), 50), seed + 1 + k,
-                                          device=device))
+            per.append(
+                mean_pair_distance(xk, dist, max(num_pairs // max(num_classes, 1), 50), seed + 1 + k, device=device)
+            )
         valid = [v for v in per if v == v]
         out["per_class"] = per
         out["class_mean"] = sum(valid) / len(valid) if valid else float("nan")

@@ -8,6 +8,7 @@ Over the last ``window`` logged steps up to and including the checkpoint (fewer 
   largest per-step mean (objectives without a penalty log it every ``grad_norm_every`` steps only);
 * ``wdist_mean_last{W}``, ``wdist_var_last{W}``: the critic's Wasserstein estimate (wgan objectives only).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from benchmark.io import read_jsonl
+from benchmark.rundir import LOG_FILE
 
 DEFAULT_WINDOW = 200
 
@@ -41,7 +43,7 @@ def _var(v: List[float]) -> float:
 
 def dynamics(run_dir: str | Path, step: Optional[int] = None, window: int = DEFAULT_WINDOW) -> Dict[str, float]:
     """The figures above for ``step`` (default: the last logged step); {} when the run has no log."""
-    rows = read_jsonl(Path(run_dir) / "log.jsonl")
+    rows = read_jsonl(Path(run_dir) / LOG_FILE)
     rows = [r for r in rows if isinstance(r.get("step"), int) and (step is None or r["step"] <= step)]
     if not rows:
         return {}

@@ -3,7 +3,7 @@
 This module owns the glue only; the metrics themselves are torch-fidelity's:
 
 * the pinned classifier is registered as torch-fidelity feature extractor ``ganbench-classifier-<dataset>``
-  (features: ``features`` = penultimate layer for FID/KID/PR, ``logits`` for IS). torch-fidelity hands an
+  (features: ``features`` = the conv trunk's flattened output for FID/KID/PR, ``logits`` for IS). torch-fidelity hands an
   extractor whatever the input Dataset yields; we yield uint8 [0, 255] images (its convention, and what a
   saved PNG holds), and the extractor maps them back to [-1, 1] (x / 127.5 - 1) before the classifier.
   For stacked-mnist each channel goes through the MNIST classifier: features are the three concatenated,
@@ -14,6 +14,7 @@ This module owns the glue only; the metrics themselves are torch-fidelity's:
   under ``cache_root``, keyed by ``input2_cache_name`` = dataset, split, reference size and the
   extractor's sha256, so a second evaluation against the same reference does not touch the real data.
 """
+
 from __future__ import annotations
 
 import os
@@ -120,7 +121,7 @@ def _make_extractor_class(dataset: str):
                 f = f.reshape(n, -1)
                 lp = logits.log_softmax(1).reshape(n, 3, -1)
                 k = lp.shape[-1]
-                logits = (lp[:, 0, :, None, None] + lp[:, 1, None, :, None] + lp[:, 2, None, None, :]).reshape(n, k ** 3)
+                logits = (lp[:, 0, :, None, None] + lp[:, 1, None, :, None] + lp[:, 2, None, None, :]).reshape(n, k**3)
             else:
                 f, logits = self.model.features_and_logits(x.contiguous(memory_format=torch.channels_last))
             out = {"features": f, "logits": logits}
@@ -164,8 +165,10 @@ def inception_weights() -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         torch.hub.download_url_to_file(URL_INCEPTION_V3, str(path), progress=False)
     except Exception:
-        raise UserError(f"Inception-v3 weights '{fname}' are not in '{folder}' and could not be downloaded "
-                        f"(offline?); put the file there, or use --feature-extractor classifier") from None
+        raise UserError(
+            f"Inception-v3 weights '{fname}' are not in '{folder}' and could not be downloaded "
+            f"(offline?); put the file there, or use --feature-extractor classifier"
+        ) from None
     finally:
         socket.setdefaulttimeout(old)
     return path
@@ -196,8 +199,9 @@ def evaluator(extractor: str, dataset: str) -> Tuple[str, str]:
 class ImageSet(torch.utils.data.Dataset):
     """In-memory images for torch-fidelity: yields uint8 C x H x W (channels repeated to ``channels``)."""
 
-    def __init__(self, x: Tensor | Callable[[], Tensor], channels: Optional[int] = None, length: Optional[int] = None,
-                 bar=None):
+    def __init__(
+        self, x: Tensor | Callable[[], Tensor], channels: Optional[int] = None, length: Optional[int] = None, bar=None
+    ):
         self._x = x if isinstance(x, Tensor) else None
         self._load = None if isinstance(x, Tensor) else x
         self._len = len(x) if isinstance(x, Tensor) else length
@@ -228,10 +232,20 @@ class ImageSet(torch.utils.data.Dataset):
 # the one call
 
 
-def fidelity_metrics(x_gen: Tensor, load_real: Callable[[], Tensor], n_real: int, dataset: str, split: str,
-                     which: Tuple[str, ...], extractor: str = "classifier", root: Optional[str | Path] = None,
-                     device: str | torch.device = "cpu", progress: bool = False, cache_tag: str = "",
-                     batch_size: int = 500) -> Dict[str, float]:
+def fidelity_metrics(
+    x_gen: Tensor,
+    load_real: Callable[[], Tensor],
+    n_real: int,
+    dataset: str,
+    split: str,
+    which: Tuple[str, ...],
+    extractor: str = "classifier",
+    root: Optional[str | Path] = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    cache_tag: str = "",
+    batch_size: int = 500,
+) -> Dict[str, float]:
     """torch-fidelity's metrics ``which`` (subset of fid, kid, isc, prc) of ``x_gen`` against the real set.
 
     ``load_real()`` returns the ``n_real`` real images (float [-1, 1] or uint8); it is called only when the
@@ -273,8 +287,9 @@ def fidelity_metrics(x_gen: Tensor, load_real: Callable[[], Tensor], n_real: int
         )
         if binary and which != ("fid",):
             _warm_reference(name, **kw)
-        out = torch_fidelity.calculate_metrics(isc="isc" in which, fid="fid" in which, kid="kid" in which,
-                                               prc="prc" in which, **kw)
+        out = torch_fidelity.calculate_metrics(
+            isc="isc" in which, fid="fid" in which, kid="kid" in which, prc="prc" in which, **kw
+        )
     return {k: float(v) for k, v in out.items()}
 
 

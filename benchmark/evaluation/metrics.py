@@ -4,6 +4,12 @@ A metric is one function registered in ``METRICS`` (``@metric("name", ...)``); i
 from a lazily-filled ``Context`` (classifier outputs, torch-fidelity results, the real split) and returns
 ``(scores, details)``: scores are named floats, details are lists/paths kept beside them.
 
+Each metric declares the scores it writes, once, in its registration: ``@metric("fid", ...,
+scores=(lower("fid", "FID", split=True),))`` (a ``ScoreSpec``: base name, direction, which protocol tags
+follow, label). The function names its scores with ``ctx.name("fid")``; ``score()`` refuses a name no
+declaration writes; the report and the gate read direction and base from ``benchmark.evaluation.scores``.
+Adding a score is one line here.
+
 Score names fix their protocol: ``<figure><N>[_<split>]``
 
 * ``<N>`` is the number of generated samples the figure is computed from, ``10k`` for 10,000 (multiples of
@@ -36,6 +42,7 @@ Registered metrics (``--metrics``) and the scores they write:
 Every result names its evaluator: the feature extractor and its sha256, the classifier's sha256 and the
 LPIPS backbone.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -49,7 +56,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from benchmark.data import dataset_info, load_dataset
 from benchmark.errors import UserError
+from benchmark.evaluation.classifier import classify, load_classifier, load_second, readable_tau, second_name
+from benchmark.evaluation.coverage import label_agreement, stacked_modes
+from benchmark.evaluation.diversity import lpips_backbone, lpips_distance
+from benchmark.evaluation.dynamics import dynamics
+from benchmark.evaluation.fidelity import EXTRACTORS, evaluator, fidelity_metrics
+from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES, mixture_metrics
+from benchmark.evaluation.tsne import tsne_plot
+from benchmark.io import git_commit
 from benchmark.registry import Registry
 
 METRICS = Registry("metric")
@@ -61,11 +77,89 @@ STACKED_PROTOCOL = 26_000
 COVERAGE_THRESHOLD = 0.1
 
 
+SPLITS = ("test", "train")
+COUNTS = ("samples", "window", "")
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """One score a metric writes, declared once in its ``@metric(scores=...)``: the name is ``base`` followed
+    by the protocol tags, built only by ``name()``; the report and the gate read ``direction`` from here
+    (through ``benchmark.evaluation.scores``)."""
+
+    base: str
+    direction: int  # -1 lower is better, +1 higher is better, 0 no preferred direction (not gated)
+    count: str = "samples"  # the number after the base: samples (tag(N): 10k, 2500), window (log steps), "" none
+    split: bool = False  # "_<split>" follows: real samples of that split enter the score
+    label: str = ""  # for people: table headers, --help
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.direction not in (-1, 0, 1) or self.count not in COUNTS or not self.base.isidentifier():
+            raise ValueError(f"bad score declaration {self}")
+
+    def name(self, n: Optional[int] = None, split: Optional[str] = None) -> str:
+        """The score's name under a protocol: ScoreSpec('fid', -1, split=True).name(10000, 'test') -> 'fid10k_test'."""
+        out = self.base
+        if self.count:
+            if n is None:
+                raise ValueError(f"score '{self.base}' carries its {self.count} count: give n")
+            out += tag(n) if self.count == "samples" else str(int(n))
+        if self.split:
+            if split not in SPLITS:
+                raise ValueError(f"score '{self.base}' carries its split: give one of {SPLITS}, got {split!r}")
+            out += f"_{split}"
+        return out
+
+    def protocol(self, name: str) -> Optional[Dict[str, Any]]:
+        """{'n': N or None, 'split': S or None} when ``name`` is this score under some protocol, else None.
+        Exact: the name must be what ``name()`` writes for that protocol (no other spelling is accepted)."""
+        if not name.startswith(self.base):
+            return None
+        rest, split = name[len(self.base) :], None
+        if self.split:
+            split = next((s for s in SPLITS if rest.endswith(f"_{s}")), None)
+            if split is None:
+                return None
+            rest = rest[: -len(split) - 1]
+        n = _untag(rest, self.count)
+        if n is None and (self.count or rest):
+            return None
+        return {"n": n, "split": split}
+
+
+def lower(base: str, label: str = "", **kw: Any) -> ScoreSpec:
+    """A score where lower is better: ``lower("fid", "FID", split=True)``."""
+    return ScoreSpec(base, -1, label=label, **kw)
+
+
+def higher(base: str, label: str = "", **kw: Any) -> ScoreSpec:
+    """A score where higher is better: ``higher("modes", "modes captured", unit="of 1000")``."""
+    return ScoreSpec(base, 1, label=label, **kw)
+
+
+def neutral(base: str, label: str = "", **kw: Any) -> ScoreSpec:
+    """A score with no preferred direction (a spread, a diagnostic): reported, never gated."""
+    return ScoreSpec(base, 0, label=label, **kw)
+
+
+def _untag(s: str, count: str) -> Optional[int]:
+    """The inverse of the count tag, exact: '10k' -> 10000 (samples), '200' -> 200 (window); None if not one."""
+    if not count or not s:
+        return None
+    digits = s[:-1] if count == "samples" and s.endswith("k") else s
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    n = int(digits) * (1000 if digits != s else 1)
+    return n if (tag(n) if count == "samples" else str(n)) == s else None
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
     fn: Callable[["Context"], Tuple[Scores, Details]]
     families: Tuple[str, ...]  # image | stacked | points
+    scores: Tuple[ScoreSpec, ...] = ()  # every score the metric may write (see ScoreSpec)
     min_n: Callable[["Context"], int] = lambda ctx: 2
     protocol_n: Dict[str, int] = field(default_factory=dict)  # family -> fixed number of samples used
     fidelity: Tuple[str, ...] = ()  # torch-fidelity metrics needed (fid, kid, isc, prc)
@@ -75,10 +169,18 @@ class Metric:
 
 
 def metric(name: str, families: Sequence[str], **kw: Any) -> Callable:
-    """Register ``fn(ctx) -> (scores, details)`` as metric ``name``."""
+    """Register ``fn(ctx) -> (scores, details)`` as metric ``name``; ``scores=(lower(...), higher(...))``
+    declares what it writes (a score base belongs to one metric)."""
 
     def deco(fn: Callable) -> Callable:
-        METRICS.register(name)(Metric(name=name, fn=fn, families=tuple(families), **kw))
+        m = Metric(name=name, fn=fn, families=tuple(families), **kw)
+        for s in m.scores:
+            owner = next(
+                (o.name for o in map(METRICS.get, METRICS.names()) if s.base in {x.base for x in o.scores}), None
+            )
+            if owner is not None:
+                raise ValueError(f"score '{s.base}' of metric '{name}' is already declared by metric '{owner}'")
+        METRICS.register(name)(m)
         return fn
 
     return deco
@@ -90,8 +192,6 @@ def tag(n: int) -> str:
 
 
 def family(dataset: str) -> str:
-    from benchmark.data import dataset_info
-
     _, _, kind = dataset_info(dataset)
     if kind == "points":
         return "points"
@@ -137,13 +237,24 @@ def parse_metrics(spec: Optional[str | Sequence[str]]) -> Optional[List[str]]:
 
 
 class Context:
-    def __init__(self, x: Tensor, y: Optional[Tensor], dataset: str, split: str = "test",
-                 data_root: Optional[str] = None, extractor: str = "classifier", device: str | torch.device = "cpu",
-                 cache_root: Optional[str | Path] = None, progress: bool = False, seed: int = 0,
-                 tsne_path: Optional[str | Path] = None, run_dir: Optional[str | Path] = None,
-                 step: Optional[int] = None, fidelity_wanted: Sequence[str] = (), num_samples: Optional[int] = None):
-        from benchmark.data import dataset_info
-
+    def __init__(
+        self,
+        x: Tensor,
+        y: Optional[Tensor],
+        dataset: str,
+        split: str = "test",
+        data_root: Optional[str] = None,
+        extractor: str = "classifier",
+        device: str | torch.device = "cpu",
+        cache_root: Optional[str | Path] = None,
+        progress: bool = False,
+        seed: int = 0,
+        tsne_path: Optional[str | Path] = None,
+        run_dir: Optional[str | Path] = None,
+        step: Optional[int] = None,
+        fidelity_wanted: Sequence[str] = (),
+        num_samples: Optional[int] = None,
+    ):
         # protocol metrics (stacked, mixtures) read the first samples of x_full; the others the first n
         n = len(x) if num_samples is None else min(num_samples, len(x))
         self.x_full, self.x = x, x[:n]
@@ -163,10 +274,12 @@ class Context:
         self.n = n
         self.t = tag(self.n)
 
+    def name(self, base: str, n: Optional[int] = None) -> str:
+        """The declared score ``base`` under this context's protocol (``n`` for fixed-count protocols)."""
+        return score_spec(base).name(self.n if n is None else n, self.split)
+
     # ---- real data -----------------------------------------------------------------------------
     def real_dataset(self, split: Optional[str] = None):
-        from benchmark.data import load_dataset
-
         return load_dataset(self.dataset, root=self.data_root, split=split or self.split)
 
     @cached_property
@@ -193,57 +306,66 @@ class Context:
     # ---- the classifier --------------------------------------------------------------------------
     @cached_property
     def classifier(self):
-        from benchmark.evaluation.classifier import load_classifier
-
         return load_classifier(self.dataset, device=self.device)
 
     @cached_property
     def gen_outputs(self) -> Tuple[Tensor, Tensor]:
         """(features, logits) of the generated samples (image family)."""
-        from benchmark.evaluation.classifier import classify
 
         return classify(self.classifier[0], self.x, progress=self.progress, desc="classifying samples")
 
     @cached_property
-    def real_outputs(self) -> Tuple[Tensor, Tensor]:
-        from benchmark.evaluation.classifier import classify
+    def second(self):
+        """The independent second evaluator (classifier.SECOND) and its sha256."""
 
+        return load_second(self.dataset, device=self.device)
+
+    @cached_property
+    def gen_outputs_second(self) -> Tuple[Tensor, Tensor]:
+        return classify(self.second[0], self.x, progress=self.progress, desc="classifying samples (2nd)")
+
+    @cached_property
+    def readable_taus(self) -> Tuple[float, float]:
+        return readable_tau(self.dataset), readable_tau(second_name(self.dataset))
+
+    @cached_property
+    def real_outputs(self) -> Tuple[Tensor, Tensor]:
         return classify(self.classifier[0], self.real_images()[0], progress=self.progress, desc="classifying real")
 
     # ---- torch-fidelity --------------------------------------------------------------------------
     @cached_property
     def fidelity(self) -> Dict[str, float]:
-        from benchmark.evaluation.fidelity import fidelity_metrics
-
         n_real = self.n_real()
-        return fidelity_metrics(self.x, lambda: self.real_images(n_real)[0], n_real, self.dataset, self.split,
-                                self.fidelity_wanted, extractor=self.extractor, root=self.cache_root,
-                                device=self.device, progress=self.progress)
+        return fidelity_metrics(
+            self.x,
+            lambda: self.real_images(n_real)[0],
+            n_real,
+            self.dataset,
+            self.split,
+            self.fidelity_wanted,
+            extractor=self.extractor,
+            root=self.cache_root,
+            device=self.device,
+            progress=self.progress,
+        )
 
     # ---- LPIPS -------------------------------------------------------------------------------------
     @cached_property
     def lpips(self):
-        from benchmark.evaluation.diversity import lpips_distance
-
         return lpips_distance(self.dataset, self.device)
 
     # ---- mode counting -------------------------------------------------------------------------
     @cached_property
     def stacked(self) -> Dict[str, Any]:
-        from benchmark.evaluation.classifier import classify
-        from benchmark.evaluation.coverage import stacked_modes
-
         x = self.x_full[:STACKED_PROTOCOL]
         n, c = x.shape[:2]
-        _, logits = classify(self.classifier[0], x.reshape(n * c, 1, *x.shape[2:]), progress=self.progress,
-                             desc="labelling channels")
+        _, logits = classify(
+            self.classifier[0], x.reshape(n * c, 1, *x.shape[2:]), progress=self.progress, desc="labelling channels"
+        )
         return stacked_modes(logits.argmax(1).reshape(n, c))
 
     @cached_property
     def mixture(self) -> Dict[str, Any]:
-        from benchmark.data import load_dataset
-        from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES, mixture_metrics
-
         d = load_dataset(self.dataset, root=self.data_root, split=self.split)
         return mixture_metrics(self.x_full[:PROTOCOL_SAMPLES], d.means, d.std)
 
@@ -256,48 +378,119 @@ def _image_min(ctx: Context) -> int:
     return 10 * ctx.num_classes if ctx.family == "image" else 10
 
 
-@metric("fid", ("image", "stacked"), fidelity=("fid",), min_n=lambda ctx: 100, help="Frechet distance")
+@metric(
+    "fid",
+    ("image", "stacked"),
+    fidelity=("fid",),
+    min_n=lambda ctx: 100,
+    help="Frechet distance",
+    scores=(lower("fid", "FID", split=True),),
+)
 def _fid(ctx: Context) -> Tuple[Scores, Details]:
-    return {f"fid{ctx.t}_{ctx.split}": ctx.fidelity["frechet_inception_distance"]}, {}
+    return {ctx.name("fid"): ctx.fidelity["frechet_inception_distance"]}, {}
 
 
-@metric("kid", ("image", "stacked"), fidelity=("kid",), min_n=lambda ctx: 100, help="kernel distance")
+@metric(
+    "kid",
+    ("image", "stacked"),
+    fidelity=("kid",),
+    min_n=lambda ctx: 100,
+    help="kernel distance",
+    scores=(lower("kid", "KID", split=True), neutral("kid_std", "KID std over subsets", split=True)),
+)
 def _kid(ctx: Context) -> Tuple[Scores, Details]:
     f = ctx.fidelity
-    return {f"kid{ctx.t}_{ctx.split}": f["kernel_inception_distance_mean"],
-            f"kid_std{ctx.t}_{ctx.split}": f["kernel_inception_distance_std"]}, {}
+    return {
+        ctx.name("kid"): f["kernel_inception_distance_mean"],
+        ctx.name("kid_std"): f["kernel_inception_distance_std"],
+    }, {}
 
 
-@metric("is", ("image", "stacked"), fidelity=("isc",), min_n=lambda ctx: 100, help="Inception Score")
+@metric(
+    "is",
+    ("image", "stacked"),
+    fidelity=("isc",),
+    min_n=lambda ctx: 100,
+    help="Inception Score",
+    scores=(higher("is", "IS"), neutral("is_std", "IS std over splits")),
+)
 def _is(ctx: Context) -> Tuple[Scores, Details]:
     f = ctx.fidelity
-    return {f"is{ctx.t}": f["inception_score_mean"], f"is_std{ctx.t}": f["inception_score_std"]}, {}
+    return {ctx.name("is"): f["inception_score_mean"], ctx.name("is_std"): f["inception_score_std"]}, {}
 
 
-@metric("pr", ("image", "stacked"), fidelity=("prc",), min_n=lambda ctx: 100, help="precision and recall")
+@metric(
+    "pr",
+    ("image", "stacked"),
+    fidelity=("prc",),
+    min_n=lambda ctx: 100,
+    help="precision and recall",
+    scores=(higher("precision", "precision", split=True), higher("recall", "recall", split=True)),
+)
 def _pr(ctx: Context) -> Tuple[Scores, Details]:
     f = ctx.fidelity
-    return {f"precision{ctx.t}_{ctx.split}": f["precision"], f"recall{ctx.t}_{ctx.split}": f["recall"]}, {}
+    return {ctx.name("precision"): f["precision"], ctx.name("recall"): f["recall"]}, {}
 
 
-@metric("coverage", ("image",), min_n=_image_min, help="class coverage, class KL, entropy, Mode Score")
+@metric(
+    "coverage",
+    ("image",),
+    min_n=_image_min,
+    help="class coverage, class KL, entropy, Mode Score; two-evaluator agreement, TV, unreadable share",
+    scores=(
+        higher("classes_covered", "classes covered", unit="classes"),
+        lower("class_kl", "class KL"),
+        higher("class_entropy", "class entropy", unit="nats"),
+        higher("mode_score", "Mode Score"),
+        neutral("evaluator_agreement", "evaluators' agreement"),
+        neutral("evaluator_tv", "evaluators' class-histogram TV"),
+        lower("unreadable_share", "share read by neither evaluator"),
+        higher("classes_covered_readable", "classes covered (readable samples)", unit="classes"),
+    ),
+)
 def _coverage(ctx: Context) -> Tuple[Scores, Details]:
-    from benchmark.evaluation.coverage import coverage
+    from benchmark.evaluation.coverage import EVALUATOR_DEPENDENT, TV_BOUND, coverage, cross_check
 
     _, logits = ctx.gen_outputs
     c = coverage(logits.argmax(1), logits, ctx.train_prior, COVERAGE_THRESHOLD)
+    _, logits2 = ctx.gen_outputs_second
+    tau, tau2 = ctx.readable_taus
+    x = cross_check(logits, logits2, ctx.train_prior, tau, tau2, COVERAGE_THRESHOLD)
     t = ctx.t
-    return ({f"classes_covered{t}": float(c["covered"]), f"class_kl{t}": c["kl"],
-             f"class_entropy{t}": c["entropy"], f"mode_score{t}": c["mode_score"]},
-            {f"class_hist{t}": c["hist"], "coverage_threshold": COVERAGE_THRESHOLD})
+    details: Details = {
+        f"class_hist{t}": c["hist"],
+        "coverage_threshold": COVERAGE_THRESHOLD,
+        f"class_hist_second{t}": x["hist_second"],
+        "readable_tau": [tau, tau2],
+        "evaluator_tv_bound": TV_BOUND,
+        "evaluator_dependent": x["evaluator_dependent"],
+    }
+    if x["evaluator_dependent"]:
+        details["evaluator_warning"] = EVALUATOR_DEPENDENT
+    return (
+        {
+            f"classes_covered{t}": float(c["covered"]),
+            f"class_kl{t}": c["kl"],
+            f"class_entropy{t}": c["entropy"],
+            f"mode_score{t}": c["mode_score"],
+            f"evaluator_agreement{t}": x["agreement"],
+            f"evaluator_tv{t}": x["tv"],
+            f"unreadable_share{t}": x["unreadable_share"],
+            f"classes_covered_readable{t}": float(x["covered_readable"]),
+        },
+        details,
+    )
 
 
-@metric("conditional", ("image",), needs_labels=True, min_n=lambda ctx: 100 * ctx.num_classes,
-        help="label agreement and intra-class FID of a conditional generator")
+@metric(
+    "conditional",
+    ("image",),
+    needs_labels=True,
+    min_n=lambda ctx: 100 * ctx.num_classes,
+    help="label agreement and intra-class FID of a conditional generator",
+    scores=(higher("label_agreement", "label agreement"), lower("intra_fid", "intra-class FID", split=True)),
+)
 def _conditional(ctx: Context) -> Tuple[Scores, Details]:
-    from benchmark.evaluation.coverage import label_agreement
-    from benchmark.evaluation.fidelity import fidelity_metrics
-
     assert ctx.y is not None
     _, logits = ctx.gen_outputs
     agree = label_agreement(logits.argmax(1), ctx.y)
@@ -311,65 +504,121 @@ def _conditional(ctx: Context) -> Tuple[Scores, Details]:
         if len(xg) < 2 or nk < 2:
             per.append(float("nan"))
             continue
-        r = fidelity_metrics(xg, lambda m=mask: xr_all[m], nk, ctx.dataset, ctx.split, ("fid",),
-                             extractor=ctx.extractor, root=ctx.cache_root, device=ctx.device,
-                             cache_tag=f"-class{k}")
+        r = fidelity_metrics(
+            xg,
+            lambda m=mask: xr_all[m],
+            nk,
+            ctx.dataset,
+            ctx.split,
+            ("fid",),
+            extractor=ctx.extractor,
+            root=ctx.cache_root,
+            device=ctx.device,
+            cache_tag=f"-class{k}",
+        )
         per.append(r["frechet_inception_distance"])
     valid = [v for v in per if v == v]
     t = ctx.t
-    return ({f"label_agreement{t}": agree, f"intra_fid{t}_{ctx.split}": sum(valid) / len(valid) if valid else math.nan},
-            {f"intra_fid_per_class{t}_{ctx.split}": per})
+    return (
+        {ctx.name("label_agreement"): agree, ctx.name("intra_fid"): sum(valid) / len(valid) if valid else math.nan},
+        {f"intra_fid_per_class{t}_{ctx.split}": per},
+    )
 
 
-@metric("lpips", ("image", "stacked"), min_n=lambda ctx: 2, help="LPIPS diversity, generated and real")
+# LPIPS diversity has no "better" side: real data sets the level, and noise beats it (not gated). Without
+# AlexNet's weights the same formula runs over the evaluator's conv features; that is not LPIPS, so its
+# scores are named feat_div* (diversity.py says which backbone ran, in one line, when AlexNet is absent).
+@metric(
+    "lpips",
+    ("image", "stacked"),
+    min_n=lambda ctx: 2,
+    help="LPIPS diversity, generated and real (feat_div* over the evaluator's features without AlexNet)",
+    scores=(
+        neutral("lpips", "LPIPS diversity"),
+        neutral("lpips_real", "LPIPS diversity of real", split=True),
+        neutral("lpips_class", "LPIPS diversity within a class"),
+        neutral("feat_div", "feature diversity (not LPIPS)"),
+        neutral("feat_div_real", "feature diversity of real", split=True),
+        neutral("feat_div_class", "feature diversity within a class"),
+    ),
+)
 def _lpips(ctx: Context) -> Tuple[Scores, Details]:
-    from benchmark.evaluation.diversity import DEFAULT_PAIRS, diversity
+    from benchmark.evaluation.diversity import DEFAULT_PAIRS, diversity, score_prefix
 
     dist, backbone = ctx.lpips
     t = ctx.t
-    gen = diversity(ctx.x, dist, DEFAULT_PAIRS, ctx.seed, labels=ctx.y,
-                    num_classes=ctx.num_classes if ctx.y is not None else 0, device=ctx.device)
+    pre = score_prefix(backbone)
+    gen = diversity(
+        ctx.x,
+        dist,
+        DEFAULT_PAIRS,
+        ctx.seed,
+        labels=ctx.y,
+        num_classes=ctx.num_classes if ctx.y is not None else 0,
+        device=ctx.device,
+    )
     real = diversity(ctx.real_images()[0], dist, DEFAULT_PAIRS, ctx.seed, device=ctx.device)
-    scores = {f"lpips{t}": gen["mean"], f"lpips_real{t}_{ctx.split}": real["mean"]}
-    details: Details = {"lpips_backbone": backbone, "lpips_pairs": DEFAULT_PAIRS}
+    scores = {f"{pre}{t}": gen["mean"], f"{pre}_real{t}_{ctx.split}": real["mean"]}
+    details: Details = {"lpips_backbone": backbone, f"{pre}_pairs": DEFAULT_PAIRS}
     if ctx.y is not None:
-        scores[f"lpips_class{t}"] = gen["class_mean"]
-        details[f"lpips_per_class{t}"] = gen["per_class"]
+        scores[f"{pre}_class{t}"] = gen["class_mean"]
+        details[f"{pre}_per_class{t}"] = gen["per_class"]
     return scores, details
 
 
-@metric("modes", ("stacked", "points"), min_n=lambda ctx: _protocol(ctx),
-        protocol_n={"stacked": STACKED_PROTOCOL, "points": 2500},
-        help="modes captured (stacked-mnist: of 1000; mixtures: PacGAN)")
+@metric(
+    "modes",
+    ("stacked", "points"),
+    min_n=lambda ctx: _protocol(ctx),
+    protocol_n={"stacked": STACKED_PROTOCOL, "points": 2500},
+    help="modes captured (stacked-mnist: of 1000; mixtures: PacGAN)",
+    scores=(higher("modes", "modes captured"),),
+)
 def _modes(ctx: Context) -> Tuple[Scores, Details]:
     if ctx.family == "stacked":
-        return {f"modes{tag(STACKED_PROTOCOL)}": float(ctx.stacked["modes"])}, {}
+        return {ctx.name("modes", STACKED_PROTOCOL): float(ctx.stacked["modes"])}, {}
     m = ctx.mixture
-    return {f"modes{tag(_protocol(ctx))}": float(m["modes"])}, {f"mode_hist{tag(_protocol(ctx))}": m["hist"]}
+    return {ctx.name("modes", _protocol(ctx)): float(m["modes"])}, {f"mode_hist{tag(_protocol(ctx))}": m["hist"]}
 
 
-@metric("kl", ("stacked",), min_n=lambda ctx: STACKED_PROTOCOL, protocol_n={"stacked": STACKED_PROTOCOL},
-        help="stacked-mnist KL(generated || uniform over 1000)")
+@metric(
+    "kl",
+    ("stacked",),
+    min_n=lambda ctx: STACKED_PROTOCOL,
+    protocol_n={"stacked": STACKED_PROTOCOL},
+    help="stacked-mnist KL(generated || uniform over 1000)",
+    scores=(lower("kl", "KL to uniform modes"),),
+)
 def _kl(ctx: Context) -> Tuple[Scores, Details]:
-    return {f"kl{tag(STACKED_PROTOCOL)}": ctx.stacked["kl"]}, {}
+    return {ctx.name("kl", STACKED_PROTOCOL): ctx.stacked["kl"]}, {}
 
 
-@metric("hq", ("points",), min_n=lambda ctx: 2500, protocol_n={"points": 2500},
-        help="% high-quality samples (within 3 std of the nearest mode)")
+@metric(
+    "hq",
+    ("points",),
+    min_n=lambda ctx: 2500,
+    protocol_n={"points": 2500},
+    help="% high-quality samples (within 3 std of the nearest mode)",
+    scores=(higher("hq", "high-quality samples", unit="%"),),
+)
 def _hq(ctx: Context) -> Tuple[Scores, Details]:
-    return {f"hq{tag(2500)}": ctx.mixture["hq"]}, {}
+    return {ctx.name("hq", 2500): ctx.mixture["hq"]}, {}
 
 
-@metric("rkl", ("points",), min_n=lambda ctx: 2500, protocol_n={"points": 2500},
-        help="reverse KL of the mode histogram to uniform")
+@metric(
+    "rkl",
+    ("points",),
+    min_n=lambda ctx: 2500,
+    protocol_n={"points": 2500},
+    help="reverse KL of the mode histogram to uniform",
+    scores=(lower("rkl", "reverse KL to uniform modes"),),
+)
 def _rkl(ctx: Context) -> Tuple[Scores, Details]:
-    return {f"rkl{tag(2500)}": ctx.mixture["rkl"]}, {}
+    return {ctx.name("rkl", 2500): ctx.mixture["rkl"]}, {}
 
 
 @metric("tsne", ("image",), min_n=lambda ctx: 10, help="t-SNE PNG of classifier features, real vs generated")
 def _tsne(ctx: Context) -> Tuple[Scores, Details]:
-    from benchmark.evaluation.tsne import tsne_plot
-
     assert ctx.tsne_path is not None
     fg, lg = ctx.gen_outputs
     fr, lr = ctx.real_outputs
@@ -378,16 +627,41 @@ def _tsne(ctx: Context) -> Tuple[Scores, Details]:
     return {}, {"tsne_png": str(path)}
 
 
-@metric("dynamics", ("image", "stacked", "points"), needs_run=True, min_n=lambda ctx: 0,
-        help="loss variance and |grad D| over the last 200 logged steps")
+# dynamics.py writes these names itself ('<base><window>'); score() checks them against this declaration
+@metric(
+    "dynamics",
+    ("image", "stacked", "points"),
+    needs_run=True,
+    min_n=lambda ctx: 0,
+    help="loss variance and |grad D| over the last 200 logged steps",
+    scores=tuple(
+        neutral(b, lab, count="window")
+        for b, lab in (
+            ("d_loss_var_last", "critic loss variance"),
+            ("g_loss_var_last", "generator loss variance"),
+            ("grad_norm_mean_last", "mean |grad D| at interpolates"),
+            ("grad_norm_std_last", "batch spread of |grad D|"),
+            ("grad_norm_max_last", "largest mean |grad D|"),
+            ("wdist_mean_last", "Wasserstein estimate"),
+            ("wdist_var_last", "Wasserstein estimate variance"),
+        )
+    ),
+)
 def _dynamics(ctx: Context) -> Tuple[Scores, Details]:
-    from benchmark.evaluation.dynamics import dynamics
-
     return dynamics(ctx.run_dir, ctx.step), {}  # type: ignore[arg-type]
 
 
 def _protocol(ctx: Context) -> int:
     return {"stacked": STACKED_PROTOCOL, "points": 2500}.get(ctx.family, 0)
+
+
+def score_spec(base: str) -> ScoreSpec:
+    """The declaration of score ``base`` (e.g. 'fid'), whichever metric declares it."""
+    for name in METRICS.names():
+        for s in METRICS.get(name).scores:
+            if s.base == base:
+                return s
+    raise KeyError(f"score '{base}' is not declared by any metric; add it to its @metric(scores=...)")
 
 
 def samples_needed(dataset: str, metrics: Sequence[str], num_samples: int) -> int:
@@ -409,19 +683,23 @@ def check_samples(x: Any, y: Any, dataset: str, what: str = "samples") -> Tuple[
     uint8 images are read as [0, 255]; float images must lie in [-1, 1] (points: any finite value).
     Images may be N x H x W for 1-channel sets.
     """
-    from benchmark.data import dataset_info
 
     shape, num_classes, kind = dataset_info(dataset)
     if not isinstance(x, Tensor):
         raise UserError(f"{what}: images must be a tensor/array, got {type(x).__name__}")
     if x.dtype == torch.bool or not (x.dtype == torch.uint8 or x.is_floating_point()):
-        raise UserError(f"{what}: images have dtype {str(x.dtype).replace('torch.', '')}; "
-                        f"give uint8 in [0, 255] or float in [-1, 1]")
+        raise UserError(
+            f"{what}: images have dtype {str(x.dtype).replace('torch.', '')}; "
+            f"give uint8 in [0, 255] or float in [-1, 1]"
+        )
     if kind == "image" and x.dim() == 3 and shape[0] == 1:
         x = x.unsqueeze(1)
     if tuple(x.shape[1:]) != tuple(shape) or x.shape[0] == 0:
-        want = "N x " + " x ".join(map(str, shape)) + (
-            f" (or N x {shape[1]} x {shape[2]})" if kind == "image" and shape[0] == 1 else "")
+        want = (
+            "N x "
+            + " x ".join(map(str, shape))
+            + (f" (or N x {shape[1]} x {shape[2]})" if kind == "image" and shape[0] == 1 else "")
+        )
         raise UserError(f"{what}: images have shape {tuple(x.shape)}, dataset '{dataset}' needs {want}")
     if x.dtype == torch.uint8:
         if kind != "image":
@@ -435,8 +713,10 @@ def check_samples(x: Any, y: Any, dataset: str, what: str = "samples") -> Tuple[
         if kind == "image":
             lo, hi = float(x.min()), float(x.max())
             if lo < -1 - 1e-3 or hi > 1 + 1e-3:
-                raise UserError(f"{what}: float images span [{lo:.3g}, {hi:.3g}], outside [-1, 1]; give floats in "
-                                "[-1, 1] or uint8 in [0, 255]")
+                raise UserError(
+                    f"{what}: float images span [{lo:.3g}, {hi:.3g}], outside [-1, 1]; give floats in "
+                    "[-1, 1] or uint8 in [0, 255]"
+                )
             if lo < -1 or hi > 1:  # rounding noise only: clamp a copy, never the caller's tensor
                 x = x.clamp(-1, 1)
     if y is not None:
@@ -450,13 +730,14 @@ def check_samples(x: Any, y: Any, dataset: str, what: str = "samples") -> Tuple[
             raise UserError(f"{what}: labels must be integers, got bool")
         y = y.long()
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-            raise UserError(f"{what}: labels span [{int(y.min())}, {int(y.max())}], dataset '{dataset}' has "
-                            f"classes 0..{num_classes - 1}")
+            raise UserError(
+                f"{what}: labels span [{int(y.min())}, {int(y.max())}], dataset '{dataset}' has "
+                f"classes 0..{num_classes - 1}"
+            )
     return x, y
 
 
-def resolve_metrics(dataset: str, metrics: Optional[Sequence[str]], conditional: bool, run: bool = False
-                    ) -> List[str]:
+def resolve_metrics(dataset: str, metrics: Optional[Sequence[str]], conditional: bool, run: bool = False) -> List[str]:
     """Defaults for the dataset, or the given names checked against it."""
     if metrics is None:
         return default_metrics(dataset, conditional, run)
@@ -465,8 +746,9 @@ def resolve_metrics(dataset: str, metrics: Optional[Sequence[str]], conditional:
     for m in out:
         spec: Metric = METRICS.get(m)
         if fam not in spec.families:
-            valid = [n for n in METRICS.names() if fam in METRICS.get(n).families
-                     and (run or not METRICS.get(n).needs_run)]
+            valid = [
+                n for n in METRICS.names() if fam in METRICS.get(n).families and (run or not METRICS.get(n).needs_run)
+            ]
             raise UserError(f"metric '{m}' does not apply to dataset '{dataset}'; valid there: {', '.join(valid)}")
         if spec.needs_labels and not conditional:
             raise UserError(f"metric '{m}' needs class labels (a conditional generator, or a 'labels' array)")
@@ -477,8 +759,6 @@ def resolve_metrics(dataset: str, metrics: Optional[Sequence[str]], conditional:
 
 def evaluator_info(dataset: str, extractor: str, metrics: Sequence[str]) -> Dict[str, Any]:
     """{name, sha256, classifier_sha256, lpips_backbone}; raises the UserError of an unavailable extractor."""
-    from benchmark.evaluation.diversity import lpips_backbone
-    from benchmark.evaluation.fidelity import EXTRACTORS, evaluator
 
     if extractor not in EXTRACTORS:
         raise UserError(f"unknown feature extractor '{extractor}'; valid: {', '.join(EXTRACTORS)}")
@@ -488,8 +768,15 @@ def evaluator_info(dataset: str, extractor: str, metrics: Sequence[str]) -> Dict
     name, sha = cls_name, cls_sha
     if extractor != "classifier" and any(METRICS.get(m).fidelity or m == "conditional" for m in metrics):
         name, sha = evaluator(extractor, dataset)
-    return {"name": name, "sha256": sha, "classifier_sha256": cls_sha,
-            "lpips_backbone": lpips_backbone(dataset) if "lpips" in metrics else None}
+    out = {
+        "name": name,
+        "sha256": sha,
+        "classifier_sha256": cls_sha,
+        "lpips_backbone": lpips_backbone(dataset) if "lpips" in metrics else None,
+    }
+    if "coverage" in metrics:  # the cross-checking second evaluator (coverage.py); checked before any work
+        out["second_classifier_sha256"] = load_second(dataset)[1]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -500,18 +787,37 @@ def score(ctx: Context, metrics: Sequence[str]) -> Tuple[Scores, Details]:
     scores: Scores = {}
     details: Details = {}
     for m in metrics:
-        s, d = METRICS.get(m).fn(ctx)
+        spec: Metric = METRICS.get(m)
+        s, d = spec.fn(ctx)
+        undeclared = [k for k in s if not any(x.protocol(k) for x in spec.scores)]
+        if undeclared:  # a programming error: every score has a declared direction and protocol
+            raise RuntimeError(
+                f"metric '{m}' wrote undeclared score(s) {', '.join(undeclared)}; declare them in "
+                f"its @metric(scores=...) in benchmark/evaluation/metrics.py"
+            )
         scores.update({k: float(v) for k, v in s.items()})
         details.update(d)
     return scores, details
 
 
-def evaluate_samples(x: Tensor, y: Optional[Tensor], dataset: str, metrics: Optional[Sequence[str]] = None,
-                     split: str = "test", data_root: Optional[str] = None, *, feature_extractor: str = "classifier",
-                     device: str | torch.device = "cpu", cache_root: Optional[str | Path] = None,
-                     progress: bool = False, seed: int = 0, tsne_path: Optional[str | Path] = None,
-                     run_dir: Optional[str | Path] = None, step: Optional[int] = None,
-                     num_samples: Optional[int] = None) -> Dict[str, Any]:
+def evaluate_samples(
+    x: Tensor,
+    y: Optional[Tensor],
+    dataset: str,
+    metrics: Optional[Sequence[str]] = None,
+    split: str = "test",
+    data_root: Optional[str] = None,
+    *,
+    feature_extractor: str = "classifier",
+    device: str | torch.device = "cpu",
+    cache_root: Optional[str | Path] = None,
+    progress: bool = False,
+    seed: int = 0,
+    tsne_path: Optional[str | Path] = None,
+    run_dir: Optional[str | Path] = None,
+    step: Optional[int] = None,
+    num_samples: Optional[int] = None,
+) -> Dict[str, Any]:
     """Score one sample set; returns a record::
 
         {"metrics": {name: float}, "details": {...}, "evaluator": {name, sha256, classifier_sha256,
@@ -523,7 +829,6 @@ def evaluate_samples(x: Tensor, y: Optional[Tensor], dataset: str, metrics: Opti
     stacked-mnist modes still read their fixed count from the whole set). Every check runs before any
     computation.
     """
-    from benchmark.io import git_commit
 
     t0 = time.time()
     if split not in ("train", "test"):
@@ -541,14 +846,31 @@ def evaluate_samples(x: Tensor, y: Optional[Tensor], dataset: str, metrics: Opti
         need = spec.min_n(probe)
         have = len(x) if fam in spec.protocol_n else ctx_n
         if have < need:
-            raise UserError(f"metric '{m}' needs at least {need} samples for dataset '{dataset}', got {have}; "
-                            f"give more samples or leave '{m}' out")
+            raise UserError(
+                f"metric '{m}' needs at least {need} samples for dataset '{dataset}', got {have}; "
+                f"give more samples or leave '{m}' out"
+            )
     if "tsne" in names and tsne_path is None:
         raise UserError("metric 'tsne' writes a PNG: give its path (tsne_path / --tsne PNG)")
     ev = evaluator_info(dataset, feature_extractor, names)
     fidelity_wanted = sorted({f for m in names for f in METRICS.get(m).fidelity})
-    ctx = Context(x, y, dataset, split, data_root, feature_extractor, device, cache_root, progress, seed,
-                  tsne_path, run_dir, step, fidelity_wanted, num_samples)
+    ctx = Context(
+        x,
+        y,
+        dataset,
+        split,
+        data_root,
+        feature_extractor,
+        device,
+        cache_root,
+        progress,
+        seed,
+        tsne_path,
+        run_dir,
+        step,
+        fidelity_wanted,
+        num_samples,
+    )
     scores, details = score(ctx, names)
     if ev["lpips_backbone"] is not None and "lpips_backbone" in details:
         ev["lpips_backbone"] = details.pop("lpips_backbone")

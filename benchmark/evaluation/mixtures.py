@@ -11,6 +11,7 @@ From 2,500 generated points:
   distribution is the histogram of the high-quality points over modes (0 when all modes are equally hit;
   log K when every point sits in one mode). With no high-quality point at all it is ``inf``.
 """
+
 from __future__ import annotations
 
 import math

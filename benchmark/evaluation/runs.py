@@ -2,9 +2,10 @@
 
 A record is ``evaluate_samples``'s record plus ``step`` and ``run``. A (step, metric set, evaluator sha256,
 num_samples, split, feature extractor) already in ``metrics.jsonl`` is not scored again unless ``force``;
-its stored record is returned instead. Samples come from ``benchmark.train.generate`` with a fixed seed,
+its stored record is returned instead. Samples come from ``benchmark.rundir.generate`` with a fixed seed,
 so two evaluations of one checkpoint score the same samples.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,31 +14,70 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from benchmark import io
+from benchmark.data import check_dataset_files
 from benchmark.errors import UserError
+from benchmark.paths import check_appendable, check_output_dir
+from benchmark.rundir import (
+    EVAL_DIR,
+    LOG_FILE,
+    METRICS_FILE,
+    generate,
+    list_checkpoints,
+    load_generator,
+    read_run_config,
+)
 
-METRICS_FILE = "metrics.jsonl"
+# Generated samples per evaluation: more would not fit in memory as one tensor (1e6 x 784 floats is 3 GB).
+MAX_SAMPLES = 1_000_000
+DEFAULT_SAMPLES = 10_000  # the protocol of FID/KID on MNIST-like sets
+
+
+def check_num_samples(n: int, what: str = "--num-samples") -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise UserError(f"{what} must be an integer in [1, {MAX_SAMPLES}], got {n}")
+
+
+def check_seed(seed: int, what: str = "--seed") -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise UserError(f"{what} must be an integer in [0, 2**63 - 1], got {seed}")
 
 
 def record_key(rec: Dict[str, Any]) -> Tuple:
     ev = rec.get("evaluator") or {}
-    return (rec.get("step"), tuple(sorted(rec.get("metric_set") or [])), ev.get("name"), ev.get("sha256"),
-            rec.get("num_samples_requested", rec.get("num_samples")), (rec.get("reference") or {}).get("split"))
+    return (
+        rec.get("step"),
+        tuple(sorted(rec.get("metric_set") or [])),
+        ev.get("name"),
+        ev.get("sha256"),
+        rec.get("num_samples_requested", rec.get("num_samples")),
+        (rec.get("reference") or {}).get("split"),
+        rec.get("generation_seed", 0),
+    )  # another seed scores other samples
 
 
-def evaluate_run(run_dir: str | Path, steps: Optional[Sequence[int]] = None, metrics: Optional[Sequence[str]] = None,
-                 num_samples: int = 10000, split: str = "test", data_root: Optional[str] = None, *,
-                 feature_extractor: str = "classifier", force: bool = False, device: str | torch.device = "cpu",
-                 seed: int = 0, progress: bool = True, cache_root: Optional[str | Path] = None,
-                 tsne: bool = False) -> List[Dict[str, Any]]:
+def evaluate_run(
+    run_dir: str | Path,
+    steps: Optional[Sequence[int]] = None,
+    metrics: Optional[Sequence[str]] = None,
+    num_samples: int = DEFAULT_SAMPLES,
+    split: str = "test",
+    data_root: Optional[str] = None,
+    *,
+    feature_extractor: str = "classifier",
+    force: bool = False,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    cache_root: Optional[str | Path] = None,
+    tsne: bool = False,
+) -> List[Dict[str, Any]]:
     """Score checkpoints ``steps`` (default: all) of the run; append new records to ``RUN/metrics.jsonl``.
 
     Returns one record per requested step (new, or the stored one when already scored).
     """
     from tqdm import tqdm
 
-    from benchmark.evaluation.metrics import (evaluate_samples, evaluator_info, resolve_metrics,
-                                              samples_needed)
-    from benchmark.train import generate, list_checkpoints, load_generator, read_run_config
+    from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, resolve_metrics, samples_needed
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)  # UserError when not a run directory
@@ -50,13 +90,15 @@ def evaluate_run(run_dir: str | Path, steps: Optional[Sequence[int]] = None, met
         todo = sorted(set(int(s) for s in steps))
         missing = [s for s in todo if s not in available]
         if missing:
-            raise UserError(f"run '{run_dir}' has no checkpoint at step {', '.join(map(str, missing))}; "
-                            f"available: {', '.join(map(str, available))}")
-    if num_samples < 1:
-        raise UserError(f"--num-samples must be >= 1, got {num_samples}")
+            raise UserError(
+                f"run '{run_dir}' has no checkpoint at step {', '.join(map(str, missing))}; "
+                f"available: {', '.join(map(str, available))}"
+            )
+    check_num_samples(num_samples)
+    check_seed(seed)
     if split not in ("train", "test"):
         raise UserError(f"split '{split}' is not known; allowed: train, test")
-    has_log = (run_dir / "log.jsonl").is_file()
+    has_log = (run_dir / LOG_FILE).is_file()
     names = resolve_metrics(cfg.dataset, metrics, conditional=cfg.conditional, run=True)
     if metrics is None:
         if not has_log:
@@ -69,23 +111,52 @@ def evaluate_run(run_dir: str | Path, steps: Optional[Sequence[int]] = None, met
 
     path = run_dir / METRICS_FILE
     done = {record_key(r): r for r in io.read_jsonl(path)}
+    keys = {
+        step: record_key(
+            {
+                "step": step,
+                "metric_set": sorted(names),
+                "evaluator": ev,
+                "num_samples_requested": num_samples,
+                "reference": {"split": split},
+                "generation_seed": seed,
+            }
+        )
+        for step in todo
+    }
+    if force or any(keys[s] not in done for s in todo):  # something will be scored: can it be kept?
+        check_appendable(path, f"run '{run_dir}': the scores file")
+        if "tsne" in names:
+            check_output_dir(run_dir / EVAL_DIR, f"run '{run_dir}': the t-SNE folder")
+        check_dataset_files(cfg.dataset, root)
     out: List[Dict[str, Any]] = []
     bar = tqdm(todo, disable=not progress, desc=f"evaluating {run_dir.name}", unit="ckpt")
     for step in bar:
-        probe = {"step": step, "metric_set": sorted(names), "evaluator": ev, "num_samples_requested": num_samples,
-                 "reference": {"split": split}}
-        key = record_key(probe)
+        key = keys[step]
         if key in done and not force:
             out.append(done[key])
             continue
         G, gcfg, _ = load_generator(run_dir, step, device=device)
         x, y = generate(G, gcfg, n_gen, seed=seed, device=device)
-        tsne_path = run_dir / "eval" / f"tsne_{step:06d}.png" if "tsne" in names else None
-        rec = evaluate_samples(x, y, cfg.dataset, names, split, root, feature_extractor=feature_extractor,
-                               device=device, cache_root=cache_root, progress=progress, seed=seed,
-                               tsne_path=tsne_path, run_dir=run_dir, step=step, num_samples=num_samples)
-        rec = {"step": step, **rec, "num_samples_requested": num_samples, "generation_seed": seed,
-               "run": str(run_dir)}
+        tsne_path = run_dir / EVAL_DIR / f"tsne_{step:06d}.png" if "tsne" in names else None
+        rec = evaluate_samples(
+            x,
+            y,
+            cfg.dataset,
+            names,
+            split,
+            root,
+            feature_extractor=feature_extractor,
+            device=device,
+            cache_root=cache_root,
+            progress=progress,
+            seed=seed,
+            tsne_path=tsne_path,
+            run_dir=run_dir,
+            step=step,
+            num_samples=num_samples,
+        )
+        rec = {"step": step, **rec, "num_samples_requested": num_samples, "generation_seed": seed, "run": str(run_dir)}
         io.append_jsonl(path, [rec])
         done[key] = rec
         out.append(rec)

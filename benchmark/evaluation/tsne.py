@@ -4,6 +4,7 @@ One embedding of both sets together (so the two panels share coordinates): left 
 right panel generated ones, each point coloured by the classifier's predicted class. Mode collapse shows
 as generated points covering only some of the real clusters.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,16 @@ from benchmark import io
 DEFAULT_POINTS = 1000  # per set
 
 
-def tsne_plot(feat_real: Tensor, pred_real: Tensor, feat_gen: Tensor, pred_gen: Tensor, path: str | Path,
-              num_points: int = DEFAULT_POINTS, seed: int = 0, title: str = "") -> Path:
+def tsne_plot(
+    feat_real: Tensor,
+    pred_real: Tensor,
+    feat_gen: Tensor,
+    pred_gen: Tensor,
+    path: str | Path,
+    num_points: int = DEFAULT_POINTS,
+    seed: int = 0,
+    title: str = "",
+) -> Path:
     """Embed up to ``num_points`` of each set with t-SNE and write the two-panel PNG to ``path``."""
     import matplotlib
 
@@ -34,7 +43,7 @@ def tsne_plot(feat_real: Tensor, pred_real: Tensor, feat_gen: Tensor, pred_gen: 
     both = np.concatenate([fr, fg])
     perplexity = float(min(30.0, max(2.0, (len(both) - 1) / 3)))
     emb = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(both)
-    er, eg = emb[: len(fr)], emb[len(fr):]
+    er, eg = emb[: len(fr)], emb[len(fr) :]
     k = int(max(pr.max(initial=0), pg.max(initial=0))) + 1
     cmap = plt.get_cmap("tab10" if k <= 10 else "nipy_spectral")
     fig, axes = plt.subplots(1, 2, figsize=(10, 5), dpi=100, sharex=True, sharey=True)

@@ -1,4 +1,5 @@
 """`ganbench study run|status` and `ganbench report`."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,9 @@ import sys
 from pathlib import Path
 
 from benchmark.errors import UserError
+from benchmark.study.report import build_report
+from benchmark.study.runner import run_study, status
+from benchmark.study.spec import load_spec
 
 
 def _spec_path(s: str) -> Path:
@@ -19,15 +23,22 @@ def _spec_path(s: str) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.study.report import build_report
-    from benchmark.study.runner import run_study
-    from benchmark.study.spec import load_spec
-
     spec = load_spec(_spec_path(args.spec), args.preset)
-    res = run_study(spec, root=args.results, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
-                    data_root=args.data_root, progress=not args.quiet)
+    res = run_study(
+        spec,
+        root=args.results,
+        workers=args.workers,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        data_root=args.data_root,
+        progress=not args.quiet,
+        report=not args.no_report,
+    )
     ok = len(res["results"]) - len(res["failed"])
-    print(f"study {spec.name} [{spec.preset or 'default'}]: {ok} of {len(res['results'])} trials finished", file=sys.stderr)
+    print(
+        f"study {spec.name} [{spec.preset or 'default'}]: {ok} of {len(res['results'])} trials finished",
+        file=sys.stderr,
+    )
     if ok and not args.no_report:
         out = build_report(spec.name, spec.preset or "default", root=args.results, out_root=args.reports)
         print(f"report: {out / 'README.md'}")
@@ -41,22 +52,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from benchmark.study.runner import status
-    from benchmark.study.spec import load_spec
-
     spec = load_spec(_spec_path(args.spec), args.preset)
     rows = status(spec, root=args.results)
     w = max(len(r["variant"]) for r in rows)
     for r in rows:
-        print(f"{r['variant']:<{w}}  seed {r['seed']:<3} {r['key']}  {r['status']}" + (f"  {r['error']}" if r["error"] else ""))
+        print(
+            f"{r['variant']:<{w}}  seed {r['seed']:<3} {r['key']}  {r['status']}"
+            + (f"  {r['error']}" if r["error"] else "")
+        )
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "running", "partial", "failed", "missing")}
     print(f"{spec.name} [{spec.preset or 'default'}]: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.study.report import build_report
-
     name = Path(args.study).stem if args.study.endswith((".yaml", ".yml")) else args.study
     out = build_report(name, args.preset, root=args.results, out_root=args.reports)
     print(f"report: {out / 'README.md'}")
@@ -72,7 +81,12 @@ def add_parsers(sub) -> None:
     r.add_argument("--preset", default="quick", help="smoke | quick | paper (default quick)")
     r.add_argument("--workers", type=int, default=2, help="parallel trials, one torch thread each (default 2)")
     r.add_argument("--executor", default="local", help="local (process pool) | dask")
-    r.add_argument("--scheduler", default=None, help="tcp://HOST:8786 of a running Dask scheduler (dask executor)")
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        help="tcp://HOST:8786 of a running Dask scheduler (dask executor); the workers "
+        "need not share the results folder: each trial's files come back to this process",
+    )
     r.add_argument("--data-root", default=None, help="dataset root (default $GANBENCH_DATA, else ./data)")
     r.add_argument("--results", default=None, help="results store (default $GANBENCH_RESULTS, else ./results)")
     r.add_argument("--reports", default="reports", help="where reports/<study>/ is written")

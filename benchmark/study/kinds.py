@@ -1,0 +1,428 @@
+"""Study kinds: what a trial of a study is, how it runs, and which report section shows it.
+
+A study's ``kind:`` names a class registered in ``KINDS``::
+
+    @kind("parallel-lines")
+    class ParallelLinesKind(StudyKind):
+        Params = ParallelLinesParams   # the spec's ``params:``, typed, frozen, checked
+
+Each kind has a frozen ``Params`` dataclass (parsed with ``config.build``: an unknown key is a one-line
+``UserError`` naming the valid ones; every number is checked finite and in range) and the methods
+
+* ``check(spec, where)``: its part of the spec check (the spec is checked whole before anything runs);
+* ``trials(spec, where)``: every trial, its config resolved once; the trial key names its directory;
+* ``payload(trial, spec, data_root)``: what a worker needs (the resolved config as a dict: built once more,
+  in the worker, and never again);
+* ``run(d, payload)``: the worker side, inside the runner's trial lock; ``status(d, payload)``;
+* ``report_sections(...)`` and ``records(...)``: its part of the page, built by ``study/report.py``.
+
+Adding a kind is one class here; ``spec.py``, ``runner.py`` and ``report.py`` dispatch through ``KINDS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+from benchmark import io, rundir
+from benchmark.config import LIMITS, Limit, TrainConfig, build, make_config, semantic_dict
+from benchmark.data import DATASETS
+from benchmark.errors import UserError
+from benchmark.evaluation.metrics import METRICS, evaluator_info, family, resolve_metrics
+from benchmark.evaluation.runs import evaluate_run
+from benchmark.registry import Registry
+from benchmark.study import parallel_lines
+from benchmark.train import pick_device, train
+
+if TYPE_CHECKING:  # spec.py imports this module: the annotation only
+    from benchmark.study.spec import StudySpec
+
+KINDS = Registry("study kind")
+
+MAX_TRIALS = 10_000  # a grid beyond this is a typo (an axis of 10^6 values), refused before anything runs
+TRIAL_FILE = "trial.json"
+FAILED_FILE = "failed.json"
+ATTEMPTS_FILE = "attempts.jsonl"
+RUN_DIR = "run"  # a GAN trial's run directory inside its trial directory
+TSNE_SAMPLES = 2000  # generated samples of a t-SNE panel (at most; fewer when the study scores fewer)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One unit of work of a study: a variant at a seed. ``key`` (hash of what decides its numbers) names
+    its directory, so the same trial in two studies is trained once."""
+
+    variant: str
+    values: Dict[str, Any]
+    seed: int
+    key: str
+    kind: str = "gan"
+    config: Optional[TrainConfig] = None  # gan: the resolved training config (seed and budget included)
+    eval_steps: List[int] = field(default_factory=list)  # gan: the scored steps
+    params: Dict[str, Any] = field(default_factory=dict)  # other kinds: the resolved, typed params
+
+
+def check_number(key: str, value: Any, limit: Limit, where: str = "") -> None:
+    """One line naming ``key`` (after ``where``) unless ``value`` is a finite number within ``limit``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not limit.holds(float(value)):
+        raise UserError(f"{where + ': ' if where else ''}'{key}' must be a finite number {limit.text()}, got {value!r}")
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def eval_schedule(steps: int, fractions: List[float]) -> Tuple[List[int], int]:
+    """(scored steps, checkpoint_every): G is kept at the scored steps; a resumable checkpoint every 10 %."""
+    return sorted({max(1, round(f * steps)) for f in fractions}), max(1, steps // 10)
+
+
+def attempt(d: Path, event: str, **kw: Any) -> None:
+    """Record in ``attempts.jsonl`` that the trial was actually trained or scored (not skipped)."""
+    io.append_jsonl(d / ATTEMPTS_FILE, [{"event": event, "time": time.time(), "pid": os.getpid(), **kw}])
+
+
+class StudyKind:
+    """The interface of a study kind (see the module docstring); subclasses set ``name`` and ``Params``."""
+
+    name = ""
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def params(self, spec: "StudySpec", where: str = "study") -> Any:
+        """The spec's ``params:`` as this kind's typed, checked ``Params`` (one line naming the key otherwise)."""
+        try:
+            names = [f.name for f in dataclasses.fields(self.Params)]
+            if spec.params and not names:
+                given = ", ".join(map(str, spec.params))
+                raise UserError(f"study kind '{self.name}' takes no 'params' (got {given}); remove them")
+            p = build(self.Params, spec.params or {}, prefix="params.")
+            self.check_params(p)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+        return p
+
+    def check_params(self, p: Any) -> None:
+        pass
+
+    def check(self, spec: "StudySpec", where: str) -> List[Trial]:
+        raise NotImplementedError
+
+    def trials(self, spec: "StudySpec", where: str = "study") -> List[Trial]:
+        raise NotImplementedError
+
+    def preflight(self, spec: "StudySpec", ts: List[Trial]) -> None:
+        """What the trials need from this machine (e.g. evaluator weights), checked before anything runs."""
+
+    def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
+        """``report``: the study's report follows, so also score what its figures read (e.g. t-SNE)."""
+        raise NotImplementedError
+
+    def run(self, d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def status(self, d: Path, payload: Dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def report_sections(
+        self,
+        index: Dict[str, Any],
+        spec: Dict[str, Any],
+        rep: Dict[str, Any],
+        root: Path,
+        out: Path,
+        tsne: Optional[bool],
+    ) -> List[str]:
+        raise NotImplementedError
+
+    def records(self, index: Dict[str, Any], root: Path) -> List[Dict[str, Any]]:
+        """The score records the page rests on (their evaluators and commits go in its provenance)."""
+        return []
+
+
+def kind(name: str):
+    """Class decorator: register an instance of a StudyKind subclass as study kind ``name``."""
+
+    def deco(cls: type) -> type:
+        cls.name = name
+        KINDS.register(name)(cls())
+        return cls
+
+    return deco
+
+
+def _report():
+    # report.py dispatches its page through KINDS, so this module cannot import it at the top (a cycle)
+    from benchmark.study import report
+
+    return report
+
+
+# ------------------------------------------------------------------------------------------------
+# gan: train and score GANs over a grid of config values and seeds
+
+
+@kind("gan")
+class GanKind(StudyKind):
+    """Train (``ganbench train``) and score (``ganbench evaluate``) one run per variant and seed."""
+
+    @dataclass(frozen=True)
+    class Params:  # none: a GAN study's trials are set by base, axes, variants, budget
+        pass
+
+    def check(self, spec: "StudySpec", where: str) -> List[Trial]:
+        def bad(msg: str) -> UserError:
+            return UserError(f"{where}: {msg}")
+
+        self.params(spec, where)
+        b = spec.budget
+        if (b.steps is None) == (b.epochs is None):
+            raise bad("'budget' needs exactly one of steps or epochs")
+        if b.steps is not None:
+            check_number("budget.steps", b.steps, LIMITS["steps"], where)
+        else:
+            check_number("budget.epochs", b.epochs, LIMITS["epochs"], where)
+        for k, vals in spec.axes.items():
+            if not isinstance(vals, list) or not vals:
+                raise bad(f"axis '{k}' must be a non-empty list of values")
+        for i, v in enumerate(spec.variants):
+            if not isinstance(v, dict) or set(v) - {"name", "set"} or "name" not in v:
+                raise bad(f"variants[{i}] must be a mapping with 'name' and optional 'set' (config overrides)")
+            if not isinstance(v.get("set") or {}, dict):
+                raise bad(f"variants[{i}].set must be a mapping of config overrides")
+        size = max(1, len(spec.variants)) * math.prod(len(v) for v in spec.axes.values()) * len(spec.seeds)
+        if size > MAX_TRIALS:
+            raise bad(f"the study has {size} trials (variants x axes x seeds); at most {MAX_TRIALS}")
+        ts = self.trials(spec, where)
+        # the metrics asked for, against every trial's dataset (fid of ring8 fails here, not after training)
+        for ds, cond in sorted({(t.config.dataset, t.config.conditional) for t in ts}):
+            try:
+                resolve_metrics(ds, spec.metrics, conditional=cond, run=True)
+            except UserError as e:
+                raise bad(f"'metrics': {e}") from None
+        return ts
+
+    def trials(self, spec: "StudySpec", where: str = "study") -> List[Trial]:
+        axis_keys = list(spec.axes)
+        grid = [dict(zip(axis_keys, combo)) for combo in itertools.product(*(spec.axes[k] for k in axis_keys))]
+        named = spec.variants or [{"name": "", "set": {}}]
+        out: List[Trial] = []
+        for v in named:
+            for values in grid or [{}]:
+                over = {**spec.base, **(v.get("set") or {}), **values}
+                name = " / ".join(x for x in (v["name"], ", ".join(f"{k}={x}" for k, x in values.items())) if x)
+                name = name or "base"
+                for seed in spec.seeds:
+                    try:
+                        cfg = make_config({**over, "seed": seed})  # the one build of the trial's config
+                        steps = self._steps(spec, cfg)
+                        check_number("budget (in steps)", steps, LIMITS["steps"])
+                        eval_steps, every = eval_schedule(steps, spec.eval_at)
+                        cfg = cfg.replace(steps=steps, epochs=None, checkpoint_every=every, checkpoint_at=eval_steps)
+                    except UserError as e:
+                        raise UserError(f"{where}: variant '{name}': {e}") from None
+                    out.append(
+                        Trial(name, {"variant": v["name"], **values}, seed, self.key(cfg), "gan", cfg, eval_steps)
+                    )
+        return out
+
+    def preflight(self, spec: "StudySpec", ts: List[Trial]) -> None:
+        for ds, cond in sorted({(t.config.dataset, t.config.conditional) for t in ts}):
+            try:  # an evaluator that cannot be had fails here, not after the trials have trained
+                evaluator_info(ds, "classifier", resolve_metrics(ds, spec.metrics, conditional=cond, run=True))
+            except UserError as e:
+                raise UserError(f"study '{spec.name}': {e}") from None
+
+    @staticmethod
+    def key(cfg: TrainConfig) -> str:
+        """Hash of the resolved config (seed and budget included): the trial's directory name."""
+        return _hash(semantic_dict(cfg))
+
+    @staticmethod
+    def _steps(spec: "StudySpec", cfg: TrainConfig) -> int:
+        if spec.budget.steps is not None:
+            return spec.budget.steps
+        return max(1, math.ceil(spec.budget.epochs * DATASETS.get(cfg.dataset).num_train / cfg.batch_size))
+
+    def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
+        cfg = trial.config.replace(data_root=data_root) if data_root else trial.config
+        # the report's t-SNE panels (first seed of each arm, image data): scored here, under the trial's lock,
+        # so the report only reads records and two studies on one store never both add one
+        tsne = (
+            report
+            and (spec.report or {}).get("tsne", True)
+            and trial.seed == min(spec.seeds)
+            and family(cfg.dataset) in METRICS.get("tsne").families
+        )
+        return {
+            "config": cfg.to_dict(),
+            "eval_steps": trial.eval_steps,
+            "metrics": spec.metrics,
+            "num_samples": spec.num_samples,
+            "split": spec.split,
+            "tsne_samples": min(TSNE_SAMPLES, spec.num_samples) if tsne else 0,
+        }
+
+    def run(self, d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
+        cfg = make_config(payload["config"])  # the worker's one build of the config the client resolved
+        run = d / RUN_DIR
+        if not (d / TRIAL_FILE).exists():
+            io.write_json(d / TRIAL_FILE, {"key": d.name, "config": cfg.to_dict()})
+        if not (run / rundir.DONE_FILE).exists():
+            attempt(d, "train", from_step=rundir.checkpoint_step(run), to_step=cfg.steps)
+            train(cfg, run, progress=False)
+        before = len(io.read_jsonl(run / rundir.METRICS_FILE))
+        evaluate_run(
+            run,
+            steps=payload["eval_steps"],
+            metrics=payload["metrics"],
+            num_samples=payload["num_samples"],
+            split=payload["split"],
+            data_root=cfg.data_root,
+            progress=False,
+        )
+        if payload.get("tsne_samples"):
+            evaluate_run(
+                run,
+                steps=[max(payload["eval_steps"])],
+                metrics=["tsne"],
+                num_samples=payload["tsne_samples"],
+                split=payload["split"],
+                data_root=cfg.data_root,
+                progress=False,
+            )
+        scored = len(io.read_jsonl(run / rundir.METRICS_FILE)) - before
+        if scored:
+            attempt(d, "evaluate", records=scored)
+        return {"checkpoints": rundir.list_checkpoints(run)}
+
+    def status(self, d: Path, payload: Dict[str, Any]) -> str:
+        run = d / RUN_DIR
+        if (run / rundir.DONE_FILE).exists():
+            scored = {r.get("step") for r in io.read_jsonl(run / rundir.METRICS_FILE)}
+            return "finished" if set(payload["eval_steps"]) <= scored else "partial"
+        return "partial" if rundir.last_checkpoint_path(run).exists() else "missing"
+
+    def report_sections(self, index, spec, rep, root, out, tsne) -> List[str]:
+        return _report()._gan_sections(index, spec, rep, root, out, tsne)
+
+    def records(self, index, root) -> List[Dict[str, Any]]:
+        return _report().collect(index, root)[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# parallel-lines: the WGAN paper's Example 1 (JS vs EM), one table of θ per seed
+
+
+@dataclass(frozen=True)
+class ParallelLinesParams:
+    thetas: List[float] = field(default_factory=lambda: list(parallel_lines.DEFAULT_THETAS))  # positions θ of Pθ
+    steps: int = parallel_lines.DEFAULT_STEPS  # critic updates at each θ, for each of the two critics
+    batch: int = 256  # samples of P0 and of Pθ per critic update
+    lr: float = 1e-3  # Adam learning rate of both critics
+    gp_lambda: float = 10.0  # weight of the WGAN-GP critic's gradient penalty
+    eval_batch: int = 8192  # samples of the estimates and generator gradients after training
+
+
+PARALLEL_LINES_LIMITS = {
+    "thetas": Limit(-1000, 1000),
+    "steps": Limit(1, 1_000_000),
+    "batch": Limit(1, 65536),
+    "lr": Limit(0, 10, lo_open=True),
+    "gp_lambda": Limit(0, 1e6),
+    "eval_batch": Limit(1, 1_000_000),
+}
+MAX_THETAS = 1000
+
+
+@kind("parallel-lines")
+class ParallelLinesKind(StudyKind):
+    """One trial per seed: ``parallel_lines.run`` over ``params.thetas``, a CSV of one row per θ."""
+
+    Params = ParallelLinesParams
+    CSV = "parallel_lines.csv"
+
+    def check_params(self, p: ParallelLinesParams) -> None:
+        if not p.thetas or len(p.thetas) > MAX_THETAS:
+            raise UserError(f"'params.thetas' must list 1 to {MAX_THETAS} values of θ, got {len(p.thetas)}")
+        for k, lim in PARALLEL_LINES_LIMITS.items():
+            for x in getattr(p, k) if k == "thetas" else [getattr(p, k)]:
+                check_number(f"params.{k}", x, lim)
+
+    def check(self, spec: "StudySpec", where: str) -> List[Trial]:
+        for k in ("base", "axes", "variants"):
+            if getattr(spec, k):
+                raise UserError(f"{where}: study kind '{self.name}' has no '{k}'; its grid is 'params.thetas'")
+        if spec.budget.steps is not None or spec.budget.epochs is not None or spec.metrics is not None:
+            raise UserError(f"{where}: study kind '{self.name}' takes no 'budget' or 'metrics'; set 'params.steps'")
+        return self.trials(spec, where)
+
+    def trials(self, spec: "StudySpec", where: str = "study") -> List[Trial]:
+        p = self.params(spec, where)
+        given = [str(k).replace("-", "_") for k in spec.params or {}]
+        # the key hashes the params as written (typed), so existing results keep their trial directories
+        key_params = {k: getattr(p, k) for k in given}
+        return [
+            Trial(
+                "parallel lines",
+                {},
+                seed,
+                _hash({"kind": self.name, "params": key_params, "seed": seed}),
+                self.name,
+                params=dataclasses.asdict(p),
+            )
+            for seed in spec.seeds
+        ]
+
+    def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
+        return {"params": trial.params}
+
+    def run(self, d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
+        out = d / self.CSV
+        if not out.exists():
+            p = ParallelLinesParams(**payload["params"])
+            attempt(d, "train", thetas=len(p.thetas))
+            df = parallel_lines.run(
+                p.thetas,
+                p.steps,
+                batch=p.batch,
+                seed=payload["seed"],
+                progress=False,
+                lr=p.lr,
+                gp_lambda=p.gp_lambda,
+                eval_batch=p.eval_batch,
+            )
+            # provenance in the same place as a GAN trial's, so the report names the code and the machine
+            io.write_json(d / RUN_DIR / rundir.RUN_INFO_FILE, rundir.run_info(pick_device("cpu")))
+            with io.atomic_path(out) as tmp:
+                df.to_csv(tmp, index=False)
+        return {}
+
+    def status(self, d: Path, payload: Dict[str, Any]) -> str:
+        return "finished" if (d / self.CSV).exists() else "missing"
+
+    def report_sections(self, index, spec, rep, root, out, tsne) -> List[str]:
+        return _report()._parallel_lines_section(index, root, out)
+
+
+__all__ = [
+    "KINDS",
+    "StudyKind",
+    "Trial",
+    "GanKind",
+    "ParallelLinesKind",
+    "ParallelLinesParams",
+    "eval_schedule",
+    "check_number",
+    "attempt",
+]
