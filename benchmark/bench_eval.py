@@ -21,6 +21,10 @@ from typing import List, Optional
 
 import torch
 
+from benchmark.data import load_dataset
+from benchmark.errors import UserError
+from benchmark.evaluation.metrics import evaluate_samples
+
 TARGET_S = 60.0
 METRICS = ["fid", "kid", "is", "pr", "coverage"]
 
@@ -37,9 +41,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    from benchmark.data import load_dataset
-    from benchmark.errors import UserError
-    from benchmark.evaluation.metrics import evaluate_samples
 
     root = args.data_root or os.environ.get("GANBENCH_DATA")
     if root is None and os.path.isdir("../shared/data/MNIST/raw"):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from benchmark.config import make_config
+from benchmark.data import data_root
 from benchmark.models import MLPCritic, MLPGenerator
 from benchmark.train import Run, seed_everything
 
@@ -129,7 +130,6 @@ def main(argv=None) -> None:
         )
     )
     run = Run(cfg)
-    from benchmark.data import data_root
 
     G_t, D_t = MLPGenerator(run.cfg, (1, 28, 28), 10), MLPCritic(run.cfg, (1, 28, 28), 10)
     G_t.load_state_dict(run.G.state_dict())

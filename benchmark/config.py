@@ -19,7 +19,10 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
+from benchmark.data import DATASETS
 from benchmark.errors import UserError
+from benchmark.models import MODELS, default_z_dim
+from benchmark.objectives import OBJECTIVES, PAPER_DEFAULTS
 
 CRITIC_NORMS = ("none", "batch", "layer", "instance")
 GP_MODES = ("two-sided", "one-sided")
@@ -339,9 +342,6 @@ def _choice(key: str, value: str, allowed: tuple) -> None:
 
 def check(cfg: TrainConfig) -> None:
     """Value checks that need no data. Model/dataset fit is checked where the model is built."""
-    from benchmark.data import DATASETS
-    from benchmark.models import MODELS
-    from benchmark.objectives import OBJECTIVES  # registries (imports stay light)
 
     DATASETS.get(cfg.dataset)
     OBJECTIVES.get(cfg.objective)
@@ -379,8 +379,6 @@ def check(cfg: TrainConfig) -> None:
 
 def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
     """Fill every ``None`` with the objective's paper default, and epochs into steps."""
-    from benchmark.models import default_z_dim
-    from benchmark.objectives import PAPER_DEFAULTS
 
     d = PAPER_DEFAULTS[cfg.objective]
     kw: Dict[str, Any] = {}

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from benchmark import io
+from benchmark.data import load_dataset
 from benchmark.errors import UserError
 from benchmark.evaluation.corruptions import (
     CORRUPTIONS,
@@ -504,7 +505,6 @@ def train_classifier(
     replaced by accident). Deterministic given (seed, torch version, thread count). Test figures are measured
     once, at the end (no model selection on the test split). ``recipe``: override the recipe (tests).
     """
-    from benchmark.data import load_dataset
 
     if dataset in BORROWS:
         raise UserError(

@@ -15,7 +15,28 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from benchmark.data import DATASETS, check_dataset_files, load_dataset
 from benchmark.errors import UserError
+from benchmark.evaluation.classifier import (
+    SECOND,
+    WEIGHTS_DIR,
+    _arch_name,
+    classify,
+    clean_confidence_quantile,
+    corruption_table,
+    dataset_of,
+    evaluator_card,
+    load_classifier,
+    read_manifest,
+    train_classifier,
+)
+from benchmark.evaluation.coverage import agreement, histogram, total_variation
+from benchmark.evaluation.fidelity import EXTRACTORS
+from benchmark.evaluation.metrics import METRICS, default_metrics, evaluate_samples, parse_metrics
+from benchmark.evaluation.runs import DEFAULT_SAMPLES, METRICS_FILE, check_num_samples, check_seed, evaluate_run
+from benchmark.evaluation.samples import SAMPLE_RANGES, load_samples
+from benchmark.io import write_json
+from benchmark.paths import check_output_file
 
 
 def _set_threads(n: Optional[int]) -> None:
@@ -32,7 +53,6 @@ def _set_threads(n: Optional[int]) -> None:
 
 
 def _cmd_classifier_train(args: argparse.Namespace) -> int:
-    from benchmark.evaluation.classifier import train_classifier
 
     _set_threads(args.threads)
     if args.out and args.replace_shipped:
@@ -69,19 +89,6 @@ def _table_rows(name: str, table: Dict[str, Dict[str, float]]) -> List[str]:
 
 def _cmd_classifier_test(args: argparse.Namespace) -> int:
     """Re-measure the corruption table of the dataset's evaluators (primary and second) on its test split."""
-    from benchmark.data import load_dataset
-    from benchmark.evaluation.classifier import (
-        SECOND,
-        WEIGHTS_DIR,
-        _arch_name,
-        classify,
-        clean_confidence_quantile,
-        corruption_table,
-        dataset_of,
-        load_classifier,
-        read_manifest,
-    )
-    from benchmark.evaluation.coverage import agreement, histogram, total_variation
 
     _set_threads(args.threads)
     name = _arch_name(args.dataset)
@@ -113,15 +120,12 @@ def _cmd_classifier_test(args: argparse.Namespace) -> int:
         out["agreement_clean"], out["tv_clean"] = agree, tv
         print(f"evaluators' agreement on clean test: {100 * agree:.2f}%, class-histogram TV {tv:.4f}")
     if args.json:
-        from benchmark.io import write_json
-
         write_json(args.json, out)
         print(f"wrote {args.json}")
     return 0
 
 
 def _cmd_classifier_card(args: argparse.Namespace) -> int:
-    from benchmark.evaluation.classifier import evaluator_card
 
     print(evaluator_card(args.dataset))
     return 0
@@ -159,8 +163,6 @@ def _print_record(rec: Dict[str, Any], prefix: str = "") -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from benchmark.evaluation.metrics import evaluate_samples, parse_metrics
-    from benchmark.evaluation.runs import DEFAULT_SAMPLES, check_num_samples, check_seed
 
     # every flag is checked before anything is loaded or computed
     _set_threads(args.threads)
@@ -175,9 +177,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise UserError("--samples needs --dataset (the dataset the samples imitate, e.g. --dataset mnist)")
         if args.step:
             raise UserError("--step applies to RUN_DIR, not to --samples")
-        from benchmark.data import DATASETS, check_dataset_files
-        from benchmark.evaluation.samples import load_samples
-        from benchmark.paths import check_output_file
 
         DATASETS.get(args.dataset)
         tsne_path = None
@@ -190,8 +189,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         x, y = load_samples(args.samples, args.dataset, value_range=args.range)
         if args.tsne:
             if metrics is None:
-                from benchmark.evaluation.metrics import default_metrics
-
                 metrics = default_metrics(args.dataset, conditional=y is not None)
             metrics = [*metrics, "tsne"] if "tsne" not in metrics else metrics
         rec = evaluate_samples(
@@ -211,8 +208,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
         rec = {"samples": str(args.samples), **rec}
         if args.json:
-            from benchmark.io import write_json
-
             write_json(args.json, rec)
             print(f"wrote {args.json}")
         else:
@@ -225,7 +220,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError("give a run directory (ganbench evaluate RUN_DIR) or --samples FILE.npz --dataset NAME")
     if args.dataset or args.json or args.range:
         raise UserError("--dataset, --json and --range apply to --samples; a run's scores go to RUN_DIR/metrics.jsonl")
-    from benchmark.evaluation.runs import METRICS_FILE, evaluate_run
 
     recs = evaluate_run(
         args.run_dir,
@@ -252,9 +246,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub) -> None:
-    from benchmark.evaluation.fidelity import EXTRACTORS
-    from benchmark.evaluation.metrics import METRICS
-    from benchmark.evaluation.samples import SAMPLE_RANGES
 
     # ---- classifier -----------------------------------------------------------------------------
     p = sub.add_parser(

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark.evaluation.classifier import load_classifier
+
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 DEFAULT_PAIRS = 1000
 
@@ -42,7 +44,6 @@ def _normalize(f: Tensor, eps: float = 1e-10) -> Tensor:
 
 def classifier_distance(dataset: str, device: str | torch.device = "cpu") -> Distance:
     """LPIPS (no learned heads) over the pinned classifier's conv stages; per channel for stacked sets."""
-    from benchmark.evaluation.classifier import load_classifier
 
     model, _ = load_classifier(dataset, device=device)
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from benchmark.errors import UserError
+from benchmark.evaluation.classifier import BORROWS, _cached_sha, load_classifier
 
 EXTRACTORS = ("classifier", "inception-v3-compat")
 PREFIX = "ganbench-classifier-"
@@ -74,7 +75,6 @@ class _Counter:
 
 
 def _make_extractor_class(dataset: str):
-    from benchmark.evaluation.classifier import BORROWS, load_classifier
 
     base = _extractor_base()
     stacked = dataset in BORROWS and dataset.startswith("stacked")
@@ -180,14 +180,11 @@ def inception_weights() -> Path:
 
 def evaluator(extractor: str, dataset: str) -> Tuple[str, str]:
     """(name, sha256) of the feature extractor that scores ``dataset``; UserError when it cannot be had."""
-    from benchmark.evaluation.classifier import load_classifier
 
     if extractor == "classifier":
         _, sha = load_classifier(dataset)
         return PREFIX + dataset, sha
     if extractor == INCEPTION:
-        from benchmark.evaluation.classifier import _cached_sha
-
         return INCEPTION, _cached_sha(inception_weights())
     raise UserError(f"unknown feature extractor '{extractor}'; valid: {', '.join(EXTRACTORS)}")
 

@@ -59,8 +59,15 @@ from torch import Tensor
 from benchmark.data import dataset_info, load_dataset
 from benchmark.errors import UserError
 from benchmark.evaluation.classifier import classify, load_classifier, load_second, readable_tau, second_name
-from benchmark.evaluation.coverage import label_agreement, stacked_modes
-from benchmark.evaluation.diversity import lpips_backbone, lpips_distance
+from benchmark.evaluation.coverage import (
+    EVALUATOR_DEPENDENT,
+    TV_BOUND,
+    coverage,
+    cross_check,
+    label_agreement,
+    stacked_modes,
+)
+from benchmark.evaluation.diversity import DEFAULT_PAIRS, diversity, lpips_backbone, lpips_distance, score_prefix
 from benchmark.evaluation.dynamics import dynamics
 from benchmark.evaluation.fidelity import EXTRACTORS, evaluator, fidelity_metrics
 from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES, mixture_metrics
@@ -449,7 +456,6 @@ def _pr(ctx: Context) -> Tuple[Scores, Details]:
     ),
 )
 def _coverage(ctx: Context) -> Tuple[Scores, Details]:
-    from benchmark.evaluation.coverage import EVALUATOR_DEPENDENT, TV_BOUND, coverage, cross_check
 
     _, logits = ctx.gen_outputs
     c = coverage(logits.argmax(1), logits, ctx.train_prior, COVERAGE_THRESHOLD)
@@ -543,7 +549,6 @@ def _conditional(ctx: Context) -> Tuple[Scores, Details]:
     ),
 )
 def _lpips(ctx: Context) -> Tuple[Scores, Details]:
-    from benchmark.evaluation.diversity import DEFAULT_PAIRS, diversity, score_prefix
 
     dist, backbone = ctx.lpips
     t = ctx.t

@@ -16,6 +16,7 @@ import torch
 from benchmark import io
 from benchmark.data import check_dataset_files
 from benchmark.errors import UserError
+from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, resolve_metrics, samples_needed
 from benchmark.paths import check_appendable, check_output_dir
 from benchmark.rundir import (
     EVAL_DIR,
@@ -76,8 +77,6 @@ def evaluate_run(
     Returns one record per requested step (new, or the stored one when already scored).
     """
     from tqdm import tqdm
-
-    from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, resolve_metrics, samples_needed
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)  # UserError when not a run directory

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from benchmark.data import dataset_info
 from benchmark.errors import UserError
+from benchmark.evaluation.metrics import check_samples
 
 SAMPLE_RANGES = ("01", "-11")  # float images in [0, 1] | in [-1, 1]
 _NPZ_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
@@ -68,8 +70,6 @@ def load_samples(path: str | Path, dataset: str, value_range: Optional[str] = No
     ``value_range``: None (uint8 as [0, 255], float as [-1, 1], float inside [0, 1] refused), "01" or "-11"
     (the range of float images).
     """
-    from benchmark.data import dataset_info
-    from benchmark.evaluation.metrics import check_samples
 
     if value_range is not None and value_range not in SAMPLE_RANGES:
         raise UserError(f"--range is '{value_range}'; allowed: {', '.join(SAMPLE_RANGES)}")

@@ -35,10 +35,21 @@ import numpy as np
 import pandas as pd
 
 from benchmark import io, rundir
+from benchmark.data import DATASETS, load_dataset
 from benchmark.errors import UserError
+from benchmark.evaluation.metrics import (
+    METRICS,
+    default_metrics,
+    evaluate_samples,
+    evaluator_info,
+    family,
+    samples_needed,
+)
 from benchmark.evaluation.scores import direction, metric_base
 from benchmark.study import claims as claims_mod
+from benchmark.study import parallel_lines
 from benchmark.study.kinds import KINDS
+from benchmark.study.runner import results_root
 
 __all__ = ["build_report", "direction", "metric_base"]  # direction/metric_base: re-exported from scores
 
@@ -335,7 +346,6 @@ def _trial_config(root: Path, t: Dict[str, Any]) -> Dict[str, Any]:
 def budget_table(index: Dict[str, Any], root: Path, used: List[Dict[str, Any]]) -> pd.DataFrame:
     """Per arm: dataset, N (train size), batch, n_critic, steps, epochs of generator batches (steps × batch / N)
     and of critic batches (steps × n_critic × batch / N), seeds, samples scored, wall time per trial."""
-    from benchmark.data import DATASETS
 
     secs_eval: Dict[str, float] = {}
     for r in used:
@@ -392,7 +402,6 @@ def _budget_markdown(b: pd.DataFrame, order: List[str], num_samples: int) -> str
 
 
 def _real_metrics(spec: Dict[str, Any], dataset: str) -> List[str]:
-    from benchmark.evaluation.metrics import METRICS, default_metrics, family
 
     names = list(spec.get("metrics") or default_metrics(dataset))
     fam = family(dataset)
@@ -417,8 +426,6 @@ def real_rows(
 
     Cached under ``<results>/reference/`` keyed by dataset, split, N, metrics and the evaluator's sha256; computed
     once (from real images only, never from a generator). Returns ({row name: scores}, notes)."""
-    from benchmark.data import load_dataset
-    from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, samples_needed
 
     rows: Dict[str, Dict[str, float]] = {}
     notes: List[str] = []
@@ -858,7 +865,6 @@ def build_report(
     out_root: str | Path = "reports",
     tsne: Optional[bool] = None,
 ) -> Path:
-    from benchmark.study.runner import results_root
 
     root = results_root(root)
     index = load_index(study, preset, root)
@@ -1232,7 +1238,6 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
 
 
 def _parallel_lines_section(index, root: Path, out: Path) -> List[str]:
-    from benchmark.study import parallel_lines
 
     frames = []
     for t in index["trials"]:
