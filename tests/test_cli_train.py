@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from benchmark.cli import main
+from helpers import one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = [
@@ -24,19 +25,6 @@ BASE = [
     "cpu",
     "--quiet",
 ]
-
-
-def one_line_error(capsys, argv, *needles):
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from benchmark.cli import main
 from benchmark.config import LIMITS, TrainConfig, coerce, make_config, parse_set
 from benchmark.errors import UserError
+from helpers import one_line_error
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -39,19 +40,6 @@ TINY = [
     "cpu",
     "--quiet",
 ]
-
-
-def one_line_error(capsys, argv, *needles):
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 def _is_float_field(tp) -> bool:
