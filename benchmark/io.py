@@ -14,7 +14,7 @@ import secrets
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 
@@ -123,15 +123,20 @@ def rewrite_jsonl(path: str | Path, records: List[Dict[str, Any]]) -> None:
     write_text(path, "".join(json.dumps(r, default=_default) + "\n" for r in records))
 
 
-def git_commit() -> str:
-    """The commit of the code that produced a result ('+dirty' when the tree has changes)."""
-    here = Path(__file__).resolve().parent
+OUTPUTS_NOT_CODE = (":(top,exclude)reports", ":(top,exclude)results")
+
+
+def git_commit(where: Optional[Path] = None) -> str:
+    """The commit of the code that produced a result ('+dirty' when the tree has changes). The outputs
+    (``reports/``, ``results/``) are not code: a study that re-makes a committed report does not make the
+    trials after it '+dirty'."""
+    here = where or Path(__file__).resolve().parent
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", *OUTPUTS_NOT_CODE],
             cwd=here,
             capture_output=True,
             text=True,

@@ -519,3 +519,64 @@ def test_report_removes_temporaries_a_killed_report_left(tmp_path):
     assert not stale.exists()
     assert (out / "README.md").is_file()
     assert not list(out.glob(".*.tmp*"))
+
+
+@pytest.mark.parametrize("d,n", [(0.5, 64), (0.8, 26), (1.0, 17), (0.2, 394)])
+def test_seeds_needed_matches_published_power_tables(d, n):
+    """Two-sided two-sample t-test, α = 0.05, power 0.8: Cohen (1988) Table 2.4.1 gives 64, 26, 17 per group
+    for d = 0.5, 0.8, 1.0; for d = 0.2 the exact noncentral t (G*Power) gives 394 (Cohen's approximation 393)."""
+    a = np.array([-1.0, 0.0, 1.0])  # sample sd exactly 1
+    assert C.seeds_needed(a + d, a) == n
+    assert C.seeds_needed(a, a + d) == n  # the sign of the difference does not matter
+    assert math.isnan(C.seeds_needed(a, a))  # no difference: no number of seeds finds it
+
+
+@pytest.mark.parametrize(
+    "verdicts,k",
+    [
+        (["not resolved", "supported", "not resolved", "supported", "supported"], 4),
+        (["supported", "supported"], 1),
+        (["contradicted", "contradicted", "contradicted"], 1),
+        (["supported", "not resolved"], None),
+        (["supported", "contradicted"], 2),
+        (["not a test", "not a test"], None),
+    ],
+)
+def test_resolved_from_is_where_the_final_verdict_starts_to_hold(verdicts, k):
+    assert C.resolved_from(verdicts) == k
+
+
+def test_claims_decided_along_training(report):
+    """The hand data at its two evaluation points: at step 10 the modes arms have no spread (test undefined),
+    at step 20 they separate; the hq arms overlap at both."""
+    _, out = report
+    c = pd.read_csv(out / "claims.csv")
+    by = {r["claim"]: r for _, r in c.iterrows()}
+    r = by["λ = 0 covers fewer modes"]
+    assert r["verdicts_along_training"] == "not resolved supported"
+    assert r["resolved_from_point"] == 2 and r["resolved_from_fraction"] == 1.0
+    assert math.isnan(r["seeds_needed_80pct_power"])  # resolved: nothing to plan
+    hq = by["λ = 0 has fewer good samples"]
+    assert hq["verdicts_along_training"] == "not resolved not resolved" and math.isnan(hq["resolved_from_point"])
+    # not resolved: planning figure from the final per-seed values (d = 1 / pooled sd 3.81 -> far more than 3)
+    assert hq["seeds_needed_80pct_power"] == C.seeds_needed(FINAL[A]["hq2500"], FINAL[B]["hq2500"])
+    assert hq["seeds_needed_80pct_power"] > 100
+    assert by["λ = 0: |∇D| ≠ 1"]["verdicts_along_training"] == "not a test not a test"
+    page = (out / "README.md").read_text()
+    assert "### Where the question resolves" in page and "point 2 of 2 (100% of the budget)" in page
+    assert "λ = 0: \\|∇D\\| ≠ 1 | – –" in page  # a | in a claim does not break the table
+
+
+def test_truncate_keeps_each_trials_first_points_whatever_its_steps():
+    df = pd.DataFrame(
+        {
+            "variant": ["a"] * 4 + ["b"] * 4,
+            "seed": [0] * 8,
+            "step": [10, 10, 20, 20, 50, 50, 100, 100],
+            "metric": ["m", "n"] * 4,
+            "value": range(8),
+        }
+    )
+    one = C.truncate(df, 1)
+    assert sorted(one["step"]) == [10, 10, 50, 50]  # b's first point is at step 50 (its own budget)
+    assert len(C.truncate(df, 2)) == 8

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import typing
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmark import io
 from benchmark.cli import main
 from benchmark.config import LIMITS, TrainConfig, coerce, make_config, parse_set
 from benchmark.errors import UserError
@@ -556,3 +558,24 @@ def test_make_targets_use_one_study_worker_per_core_unless_told():
     one = min(os.sched_getaffinity(0))
     assert "--workers 1" in study_line(preexec_fn=lambda: os.sched_setaffinity(0, {one}))
     assert "--workers 3" in study_line("WORKERS=3")
+
+
+def test_a_rewritten_report_does_not_mark_later_trials_dirty(tmp_path):
+    """Re-making the committed reports one study after another must not make the next study's trials '+dirty':
+    reports/ and results/ are outputs, not code; an edited source file still is."""
+
+    def git(*a):
+        subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "page.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    sha = io.git_commit(tmp_path)
+    assert len(sha) == 40
+    (tmp_path / "reports" / "page.md").write_text("new\n")
+    assert io.git_commit(tmp_path) == sha
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert io.git_commit(tmp_path) == sha + "+dirty"

@@ -176,27 +176,38 @@ def test_invalid_parallel_lines_spec_is_one_line_and_runs_nothing(tmp_path, caps
 
 def test_trial_keys_are_those_of_existing_results():
     """The trial key names a trial's folder in existing stores: these are the keys of commit 445edaf."""
-    lam = trials(load_spec(REPO / "studies" / "lambda.yaml", "quick"))
+    # the paper preset (quick presets change with the budgets that decide; their keys follow)
+    lam = trials(load_spec(REPO / "studies" / "lambda.yaml", "paper"))
     assert [t.key for t in lam] == [
-        "37e3e2ecd823c289",
-        "b535dfc17f778de1",
-        "b128805fe8902231",
-        "535d7983afa04e3a",
-        "00934c8cd4eda7fb",
-        "1bb15aa83e6029bf",
-        "fa577ac0f13019e8",
-        "e5cc1043796bfdfd",
-        "8b4bb0bbc389362c",
-        "d055b0c55a0cc3a7",
-        "c3c86e2190bda43d",
-        "0c066aa2c0a33622",
-        "3801789444de4a39",
-        "b7c422aad7d26711",
-        "a5ce026ceb98a78d",
+        "a97153634c354b7e",
+        "5ad667c728e262aa",
+        "bc598ed86f498c37",
+        "5de5731edacb6ee3",
+        "f85b205a4fbf689d",
+        "c3336f8062cd3fd4",
+        "d648ea1770bb4038",
+        "3ec88ee5c9e47508",
+        "2fa171e1c454eb2b",
+        "cd0cb0b0f1c27666",
+        "fa067ac78c61c17e",
+        "8c7c699a05f4dcb0",
+        "15134f7a5a8b2681",
+        "7388e79122910b7d",
+        "7da44d54957a350f",
+        "98b9310e471f8777",
+        "cbae1b74f6967c33",
+        "f762ddd7657b6f8d",
+        "91f1f2a6edcd35d2",
+        "ecdef55fe9980227",
+        "ae667b04601f9d2c",
+        "2193700f26de9e2d",
+        "8374c8b6422cea20",
+        "ea261d62b8f50313",
+        "3daff505e94a05f1",
     ]
-    assert lam[0].config.steps == 1200 and lam[0].eval_steps == [600, 1200]
+    assert lam[0].config.steps == 93750 and lam[0].eval_steps == [46875, 93750]
     assert [t.key for t in trials(load_spec(REPO / "studies" / "js-vs-em.yaml", "smoke"))] == ["2c13bbfc04d6495c"]
-    assert [t.key for t in trials(load_spec(REPO / "studies" / "js-vs-em.yaml", "quick"))] == ["d20d638672257873"]
+    assert [t.key for t in trials(load_spec(REPO / "studies" / "js-vs-em.yaml", "quick"))][0] == "d20d638672257873"
 
 
 def test_unknown_preset(tmp_path, capsys):
@@ -611,3 +622,43 @@ def test_install_of_a_trial_sent_back_by_a_remote_worker(tmp_path):
         with pytest.raises(UserError):
             install(d, {"key": "k", "status": "ok", "files": {rel: b"x"}})
     assert not (tmp_path / "evil").exists() and not (d / "run" / "checkpoints").exists()
+
+
+def test_a_variant_may_carry_its_own_budget(tmp_path):
+    """n-critic's matched-compute arm: n_critic = 1 given 5x the generator steps, scored at the same fractions."""
+    spec = {
+        **RING,
+        "axes": {},
+        "report": {},
+        "variants": [
+            {"name": "n5", "set": {"n_critic": 5}},
+            {"name": "n1 matched", "set": {"n_critic": 1}, "budget": {"steps": 200}},
+        ],
+    }
+    ts = {t.variant: t for t in trials(load_spec(write_spec(tmp_path, spec)))}
+    assert ts["n5"].config.steps == 40 and ts["n5"].eval_steps == [20, 40]
+    assert ts["n1 matched"].config.steps == 200 and ts["n1 matched"].eval_steps == [100, 200]
+    assert ts["n1 matched"].config.checkpoint_at == [100, 200]
+    # epochs work too: ceil(0.01 * 100000 / 32)
+    spec["variants"][1]["budget"] = {"epochs": 0.01}
+    ts = {t.variant: t for t in trials(load_spec(write_spec(tmp_path, spec)))}
+    assert ts["n1 matched"].config.steps == 32
+
+
+@pytest.mark.parametrize(
+    "budget,needle",
+    [
+        ({"steps": 10, "epochs": 1}, "exactly one of steps or epochs"),
+        ({"steps": float("inf")}, "budget.steps"),
+        ({"epochs": -1}, "budget.epochs"),
+        ({"step": 10}, "budget.step"),
+        (7, "must be a mapping"),
+    ],
+)
+def test_bad_variant_budget_is_one_line(tmp_path, capsys, budget, needle):
+    spec = {**RING, "axes": {}, "report": {}, "variants": [{"name": "v", "set": {}, "budget": budget}]}
+    p = write_spec(tmp_path, spec)
+    code = main(["study", "run", str(p), "--preset", "", "--results", str(tmp_path / "res"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err and "variant 'v' budget" in err, err
+    assert not (tmp_path / "res").exists()

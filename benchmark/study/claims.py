@@ -458,6 +458,71 @@ def decide(
     return rows
 
 
+# ------------------------------------------------------------------------------------------------
+# where along training the question resolves, and what an unresolved one would need
+
+POWER = 0.8  # the power asked of a future run in seeds_needed
+MAX_SEEDS_NEEDED = 1000
+
+
+def truncate(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each trial's records at its first ``k`` evaluation points (ranked by step within variant and seed), so a
+    claim can be decided as if the budget had ended there; arms with other step counts stay comparable."""
+    if df.empty:
+        return df
+    rank = df.groupby(["variant", "seed"])["step"].rank(method="dense")
+    return df[rank <= k]
+
+
+def along_training(
+    claims: Sequence[Claim], df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float] = ()
+) -> List[List[str]]:
+    """Per claim, its verdict (Holm over the page, as in ``decide``) had the budget ended at each evaluation
+    point in turn: ``[[verdict at point 1, ..., at the last point], ...]``."""
+    points = int(df.groupby(["variant", "seed"])["step"].nunique().max()) if not df.empty else 0
+    out: List[List[str]] = [[] for _ in claims]
+    for k in range(1, points + 1):
+        # a claim 'at: 0.5' asks for one fixed point: it has no verdict before the budget reaches it
+        rows = decide(claims, truncate(df, k), arms, eval_at) if k < points else decide(claims, df, arms, eval_at)
+        for i, r in enumerate(rows):
+            out[i].append(r["verdict"])
+    return out
+
+
+def resolved_from(verdicts: Sequence[str]) -> Optional[int]:
+    """The first evaluation point (1-based) from which the verdict is supported or contradicted and stays so to
+    the end of the budget; None when the last verdict is neither."""
+    if not verdicts or verdicts[-1] not in (SUPPORTED, CONTRADICTED):
+        return None
+    k = len(verdicts)
+    while k > 1 and verdicts[k - 2] == verdicts[-1]:
+        k -= 1
+    return k
+
+
+def seeds_needed(a: Sequence[float], b: Sequence[float], power: float = POWER, alpha: float = ALPHA) -> float:
+    """Seeds per arm a two-sided two-sample t-test at ``alpha`` would need for ``power`` if the observed
+    difference of means and the pooled standard deviation were the truth (noncentral t); nan when the observed
+    difference is 0 or undefined, inf beyond MAX_SEEDS_NEEDED. A planning figure, not a verdict."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.nan
+    sd = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+    diff = abs(float(a.mean() - b.mean()))
+    if diff == 0:
+        return math.nan
+    if sd == 0:
+        return float(MIN_SEEDS)
+    d = diff / sd
+    for n in range(2, MAX_SEEDS_NEEDED + 1):
+        df_ = 2 * n - 2
+        t = stats.t.ppf(1 - alpha / 2, df_)
+        nc = d * math.sqrt(n / 2)
+        if stats.nct.sf(t, df_, nc) + stats.nct.cdf(-t, df_, nc) >= power:
+            return float(max(n, MIN_SEEDS))
+    return math.inf
+
+
 def _p(p: float) -> str:
     if p != p:
         return "–"

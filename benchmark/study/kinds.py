@@ -70,6 +70,14 @@ class Trial:
     params: Dict[str, Any] = field(default_factory=dict)  # other kinds: the resolved, typed params
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A study's (or one variant's) training budget: exactly one of the two."""
+
+    steps: Optional[int] = None  # generator steps
+    epochs: Optional[float] = None  # or passes over the training set (steps = ceil(epochs * N / batch))
+
+
 def check_number(key: str, value: Any, limit: Limit, where: str = "") -> None:
     """One line naming ``key`` (after ``where``) unless ``value`` is a finite number within ``limit``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not limit.holds(float(value)):
@@ -196,10 +204,15 @@ class GanKind(StudyKind):
             if not isinstance(vals, list) or not vals:
                 raise bad(f"axis '{k}' must be a non-empty list of values")
         for i, v in enumerate(spec.variants):
-            if not isinstance(v, dict) or set(v) - {"name", "set"} or "name" not in v:
-                raise bad(f"variants[{i}] must be a mapping with 'name' and optional 'set' (config overrides)")
+            if not isinstance(v, dict) or set(v) - {"name", "set", "budget"} or "name" not in v:
+                raise bad(
+                    f"variants[{i}] must be a mapping with 'name', optional 'set' (config overrides) and optional "
+                    "'budget' (steps or epochs, replacing the study's for this variant)"
+                )
             if not isinstance(v.get("set") or {}, dict):
                 raise bad(f"variants[{i}].set must be a mapping of config overrides")
+            if "budget" in v:
+                self._budget(v, where)
         size = max(1, len(spec.variants)) * math.prod(len(v) for v in spec.axes.values()) * len(spec.seeds)
         if size > MAX_TRIALS:
             raise bad(f"the study has {size} trials (variants x axes x seeds); at most {MAX_TRIALS}")
@@ -225,15 +238,15 @@ class GanKind(StudyKind):
                 for seed in spec.seeds:
                     try:
                         cfg = make_config({**over, "seed": seed})  # the one build of the trial's config
-                        steps = self._steps(spec, cfg)
+                        steps = self._steps(self._budget(v, where) or spec.budget, cfg)
                         check_number("budget (in steps)", steps, LIMITS["steps"])
                         eval_steps, every = eval_schedule(steps, spec.eval_at)
                         cfg = cfg.replace(steps=steps, epochs=None, checkpoint_every=every, checkpoint_at=eval_steps)
                     except UserError as e:
                         raise UserError(f"{where}: variant '{name}': {e}") from None
-                    out.append(
-                        Trial(name, {"variant": v["name"], **values}, seed, self.key(cfg), "gan", cfg, eval_steps)
-                    )
+                    # a named variant's own settings are values too (the report's x may be one: n_critic)
+                    vals = {"variant": v["name"], **(v.get("set") or {}), **values}
+                    out.append(Trial(name, vals, seed, self.key(cfg), "gan", cfg, eval_steps))
         return out
 
     def preflight(self, spec: "StudySpec", ts: List[Trial]) -> None:
@@ -249,10 +262,32 @@ class GanKind(StudyKind):
         return _hash(semantic_dict(cfg))
 
     @staticmethod
-    def _steps(spec: "StudySpec", cfg: TrainConfig) -> int:
-        if spec.budget.steps is not None:
-            return spec.budget.steps
-        return max(1, math.ceil(spec.budget.epochs * DATASETS.get(cfg.dataset).num_train / cfg.batch_size))
+    def _budget(variant: Dict[str, Any], where: str) -> Any:
+        """A variant's own budget (e.g. n_critic = 1 given 5x the generator steps: matched critic updates),
+        typed and checked like the study's; None when it has none."""
+        raw = variant.get("budget")
+        if raw is None:
+            return None
+        name = variant.get("name", "?")
+        try:
+            if not isinstance(raw, dict):
+                raise UserError("must be a mapping with one of steps or epochs")
+            b = build(Budget, raw, prefix="budget.")
+            if (b.steps is None) == (b.epochs is None):
+                raise UserError("needs exactly one of steps or epochs")
+            if b.steps is not None:
+                check_number("budget.steps", b.steps, LIMITS["steps"])
+            else:
+                check_number("budget.epochs", b.epochs, LIMITS["epochs"])
+        except UserError as e:
+            raise UserError(f"{where}: variant '{name}' budget: {e}") from None
+        return b
+
+    @staticmethod
+    def _steps(budget: Any, cfg: TrainConfig) -> int:
+        if budget.steps is not None:
+            return budget.steps
+        return max(1, math.ceil(budget.epochs * DATASETS.get(cfg.dataset).num_train / cfg.batch_size))
 
     def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
         cfg = trial.config.replace(data_root=data_root) if data_root else trial.config
@@ -419,6 +454,7 @@ __all__ = [
     "KINDS",
     "StudyKind",
     "Trial",
+    "Budget",
     "GanKind",
     "ParallelLinesKind",
     "ParallelLinesParams",

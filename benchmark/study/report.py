@@ -550,6 +550,9 @@ def fig_metric_vs_value(
     r, c = _grid(len(metrics))
     fig, axes = plt.subplots(r, c, figsize=(4.2 * c, 3.2 * r), squeeze=False)
     groups = last["axis:variant"].fillna("") if "axis:variant" in last else pd.Series("", index=last.index)
+    if groups.nunique() > 1 and (last.groupby(groups)[col].nunique() <= 1).all():
+        # x set per named variant (n-critic): connect the arms that share a budget (same final step) instead
+        groups = last["step"].astype(str)
     shown: List[str] = []
     for ax, m in zip(axes.flat, metrics):
         sub = last[last["metric"] == m]
@@ -957,6 +960,55 @@ def references_markdown(refs: List[Dict[str, Any]], df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+_VERDICT_MARK = {
+    claims_mod.SUPPORTED: "S",
+    claims_mod.CONTRADICTED: "C",
+    claims_mod.UNRESOLVED: "·",
+    claims_mod.NOT_A_TEST: "–",
+}
+
+
+def resolution_table(
+    decided: List[Dict[str, Any]], along: List[List[str]], fractions: List[float]
+) -> Tuple[str, pd.DataFrame]:
+    """Per claim: its verdict at each evaluation point, the point it resolves from, and (not resolved) the
+    seeds per arm that would give the test 80 % power at the observed difference. Markdown and, per
+    comparison, the columns claims.csv gains."""
+    lines = [
+        "| claim | verdict at each evaluation point | resolves from | seeds per arm needed (per comparison) |",
+        "| --- | --- | --- | --- |",
+    ]
+    rows = []
+    for r, verdicts in zip(decided, along):
+        c = r["claim"]
+        marks = " ".join(_VERDICT_MARK.get(v, "?") for v in verdicts)
+        k = claims_mod.resolved_from(verdicts)
+        frac = fractions[k - 1] if k is not None and k - 1 < len(fractions) else math.nan
+        if k is None:
+            when = "not resolved" if r["verdict"] != claims_mod.NOT_A_TEST else "not a test"
+        else:
+            when = f"point {k} of {len(verdicts)}" + (f" ({frac:.0%} of the budget)" if frac == frac else "")
+        needs = []
+        for x in r["comparisons"] or [None]:
+            n = math.nan
+            if x is not None and r["verdict"] == claims_mod.UNRESOLVED:
+                n = claims_mod.seeds_needed(r["values"][c.arm].to_numpy(), r["values"][x.other].to_numpy())
+                needs.append(f"{x.other}: " + ("–" if n != n else "> 1000" if math.isinf(n) else f"{n:.0f}"))
+            rows.append(
+                {
+                    "claim": c.text,
+                    "vs": x.other if x else ",".join(c.vs) or "others",
+                    "verdicts_along_training": " ".join(verdicts),
+                    "resolved_from_point": k if k is not None else math.nan,
+                    "resolved_from_fraction": frac,
+                    "seeds_needed_80pct_power": n,
+                }
+            )
+        text = c.text.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {text} | {marks} | {when} | {'<br>'.join(needs) or '–'} |")
+    return "\n".join(lines), pd.DataFrame(rows)
+
+
 def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool]) -> List[str]:
     df, used = collect(index, root)
     order = list(dict.fromkeys(t["variant"] for t in index["trials"]))
@@ -1142,8 +1194,11 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
     if parsed:
         decided = claims_mod.decide(parsed, df, order, spec.get("eval_at") or ())
         md = claims_mod.to_markdown(decided)
-        io.write_text(out / "claims.md", md + "\n")
-        io.write_text(out / "claims.csv", claims_mod.to_frame(decided).to_csv(index=False))
+        along = claims_mod.along_training(parsed, df, order, spec.get("eval_at") or ())
+        resolve_md, resolve_rows = resolution_table(decided, along, sorted(float(f) for f in spec["eval_at"]))
+        io.write_text(out / "claims.md", md + "\n\n" + resolve_md + "\n")
+        frame = claims_mod.to_frame(decided).merge(resolve_rows, on=["claim", "vs"], how="left")
+        io.write_text(out / "claims.csv", frame.to_csv(index=False))
         tested = sum(not math.isnan(r["p"]) for r in decided)
         page += [
             "## Claims against measurements",
@@ -1156,6 +1211,17 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
             "against each (its p is the largest). Claims that hold by construction are shown, not tested.",
             "",
             md,
+            "",
+            "### Where the question resolves",
+            "",
+            "Each claim decided again as if the budget had ended at each evaluation point (the same test and "
+            "Holm correction over the page): S supported, C contradicted, · not resolved, – not a test. "
+            '"Resolves from" is the first point from which the final verdict holds to the end. For a claim '
+            f"not resolved, the seeds per arm a t-test at α = {claims_mod.ALPHA} would need for "
+            f"{claims_mod.POWER:.0%} power if the observed difference and pooled sd were the truth (a planning "
+            "figure, not a verdict; a longer budget may change the difference itself).",
+            "",
+            resolve_md,
             "",
             "[claims.csv](claims.csv)",
             "",

@@ -4,7 +4,8 @@
     kind: gan                                                # a study kind (benchmark/study/kinds.py)
     base: {dataset: mnist, model: mlp, objective: wgan-gp}   # training-config overrides for every trial
     axes: {gp_lambda: [0, 0.1, 1, 10, 100]}                  # a grid (every combination is a variant)
-    variants: [{name: GAN, set: {objective: gan}}, ...]      # ... or an explicit list (or both: crossed)
+    variants: [{name: GAN, set: {objective: gan}}, ...]      # ... or an explicit list (or both: crossed);
+                                                             #   a variant may carry its own budget: {steps: N}
     seeds: [0, 1, 2]
     budget: {steps: 2000}                                    # or {epochs: 100}
     eval_at: [0.5, 1.0]                                      # fractions of the budget that are scored
@@ -28,17 +29,11 @@ from benchmark.config import LIMITS, Limit, build, load_yaml
 from benchmark.errors import UserError
 from benchmark.evaluation.runs import MAX_SAMPLES
 from benchmark.study.claims import check_claims
-from benchmark.study.kinds import KINDS, Trial, check_number, eval_schedule
+from benchmark.study.kinds import KINDS, Budget, Trial, check_number, eval_schedule
 
 PRESETS = ("smoke", "quick", "paper")
 MAX_SEEDS = 1000
 NUM_SAMPLES = Limit(2, MAX_SAMPLES)  # generated samples per evaluation (the same bound as `ganbench evaluate`)
-
-
-@dataclass(frozen=True)
-class Budget:
-    steps: Optional[int] = None  # generator steps
-    epochs: Optional[float] = None  # or passes over the training set (steps = ceil(epochs * N / batch))
 
 
 @dataclass(frozen=True)
