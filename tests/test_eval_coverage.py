@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from benchmark.evaluation import coverage as cov
+from benchmark.evaluation import diversity
 from benchmark.evaluation.metrics import evaluate_samples
 from helpers import MNIST_ROOT, needs_mnist
 
@@ -216,3 +220,20 @@ def test_tsne_png_is_written(data, tmp_path):
     rec = evaluate_samples(te.images[:300], None, "mnist", ["tsne"], data_root=str(MNIST_ROOT), tsne_path=out)
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert rec["details"]["tsne_png"] == str(out)
+
+
+def test_lpips_absent_line_is_said_once_per_study(monkeypatch, capsys):
+    """A study says it once before its workers start; they inherit that it was said and stay silent."""
+    monkeypatch.setattr(diversity, "alexnet_weights_present", lambda: False)
+    monkeypatch.setattr(diversity, "_SAID", {})
+    monkeypatch.setenv(diversity.SAID_ENV, "")  # restored after the test
+    diversity.say_backbone("mnist")
+    diversity.say_backbone("mnist")
+    assert capsys.readouterr().err.count("LPIPS: AlexNet weights") == 1
+    code = "from benchmark.evaluation import diversity as d; d._say_once(d._absent('mnist'))"
+    worker = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True)
+    assert worker.returncode == 0 and worker.stderr == ""
+    fresh = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, diversity.SAID_ENV: ""}, capture_output=True, text=True
+    )
+    assert "LPIPS: AlexNet weights" in fresh.stderr  # a process not started by the study still says it

@@ -17,6 +17,8 @@ an equal number of real samples; for conditional models also within each request
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -94,10 +96,29 @@ def score_prefix(backbone: str) -> str:
 _SAID: Dict[str, bool] = {}
 
 
+SAID_ENV = "GANBENCH_LPIPS_SAID"  # inherited by a study's worker processes: the line is said once per study
+
+
 def _say_once(msg: str) -> None:
-    if not _SAID.get(msg):
+    key = hashlib.sha256(msg.encode()).hexdigest()[:16]
+    if not _SAID.get(msg) and key not in os.environ.get(SAID_ENV, "").split(","):
         _SAID[msg] = True
+        os.environ[SAID_ENV] = ",".join(x for x in (os.environ.get(SAID_ENV, ""), key) if x)
         print(msg, file=sys.stderr)
+
+
+def say_backbone(dataset: str) -> None:
+    """Say now (once) which backbone LPIPS will use for ``dataset``: a study calls this before it starts its
+    workers, which inherit that it was said."""
+    if not alexnet_weights_present():
+        _say_once(_absent(dataset))
+
+
+def _absent(dataset: str) -> str:
+    return (
+        f"LPIPS: AlexNet weights ({ALEXNET_FILE}) absent from {torch.hub.get_dir()}/checkpoints; "
+        f"diversity is feat_div over the '{dataset}' evaluator's features, not LPIPS"
+    )
 
 
 def lpips_distance(dataset: str, device: str | torch.device = "cpu") -> Tuple[Distance, str]:
@@ -111,10 +132,7 @@ def lpips_distance(dataset: str, device: str | torch.device = "cpu") -> Tuple[Di
                 f"diversity is feat_div over the '{dataset}' evaluator's features, not LPIPS"
             )
     else:
-        _say_once(
-            f"LPIPS: AlexNet weights ({ALEXNET_FILE}) absent from {torch.hub.get_dir()}/checkpoints; "
-            f"diversity is feat_div over the '{dataset}' evaluator's features, not LPIPS"
-        )
+        _say_once(_absent(dataset))
     return classifier_distance(dataset, device), f"feat-classifier-{dataset}"
 
 

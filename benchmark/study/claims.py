@@ -10,6 +10,8 @@ A claim is data, never code (nothing read from YAML or a results folder is execu
           vs: gp_lambda=10       # one arm, a list of arms, or "others" (every other arm; default)
           expect: worse          # better | worse (by the score's direction) | higher | lower
           at: final              # final (default) | worst | best (per seed, over the evaluation points) | 0.5
+                                 #   | drop: per seed, the largest fall from the best value so far (what was
+                                 #   lost during training: collapse); expect higher/lower
           of: value              # value (default) | spread: each seed's |score − its arm's median|, so the
                                  #   test compares the spread over seeds (Brown–Forsythe); expect higher/lower
           test: welch            # welch (default) | bootstrap
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -50,7 +53,7 @@ ALPHA = 0.05
 MIN_SEEDS = 3
 TESTS = ("welch", "bootstrap")
 EXPECT = ("better", "worse", "higher", "lower")
-AT = ("final", "worst", "best")
+AT = ("final", "worst", "best", "drop")
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CLAIM_KEYS = ("claim", "metric", "arm", "vs", "expect", "at", "of", "test", "by_construction", "note")
@@ -146,6 +149,11 @@ def parse_claim(raw: Any, where: str, arms: Optional[Sequence[str]] = None) -> C
     at = raw.get("at", "final")
     if isinstance(at, bool) or not (at in AT or (isinstance(at, (int, float)) and math.isfinite(at) and 0 < at <= 1)):
         raise UserError(f"{where}: 'at' is {at!r}; allowed: {', '.join(AT)} or a fraction of the budget in (0, 1]")
+    if at == "drop" and (expect not in ("higher", "lower") or metric_direction(metric) == 0):
+        raise UserError(
+            f"{where}: 'at: drop' (the largest fall from the best value so far) needs a score with a better "
+            "direction and expect: higher or lower (a larger drop is higher)"
+        )
     of = raw.get("of", "value")
     if of not in OF:
         raise UserError(f"{where}: 'of' is {of!r}; allowed: {', '.join(OF)}")
@@ -258,8 +266,11 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Comparison:
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     if va + vb == 0:  # no spread in either arm: the t statistic is undefined
         return Comparison("", diff, diff, diff, 1.0 if diff == 0 else math.nan)
-    r = stats.ttest_ind(a, b, equal_var=False)
-    ci = r.confidence_interval(1 - ALPHA)
+    with warnings.catch_warnings():
+        # an arm whose seeds agree exactly (all cover 10 classes) has variance 0: exact here, yet scipy warns
+        warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
+        r = stats.ttest_ind(a, b, equal_var=False)
+        ci = r.confidence_interval(1 - ALPHA)
     return Comparison("", diff, float(ci.low), float(ci.high), float(r.pvalue))
 
 
@@ -317,6 +328,9 @@ def per_seed(df: pd.DataFrame, arm: str, metric: str, at: str = "final", eval_at
         s = s.sort_values("step")
         if at == "final":
             out[seed] = float(s["value"].iloc[-1])
+        elif at == "drop":  # lost during training: best so far minus now, at its largest (0: never fell)
+            v = s["value"].to_numpy(float) * d
+            out[seed] = float(np.max(np.maximum.accumulate(v) - v))
         elif at in ("worst", "best"):
             v = s["value"].to_numpy(float)
             worst = v.min() if d > 0 else v.max()
@@ -501,7 +515,8 @@ def resolved_from(verdicts: Sequence[str]) -> Optional[int]:
 
 
 def seeds_needed(a: Sequence[float], b: Sequence[float], power: float = POWER, alpha: float = ALPHA) -> float:
-    """Seeds per arm a two-sided two-sample t-test at ``alpha`` would need for ``power`` if the observed
+    """Seeds per arm a two-sided two-sample t-test at ``alpha`` (a page of m claims: α / m, the strictest level
+    of Holm's procedure) would need for ``power`` if the observed
     difference of means and the pooled standard deviation were the truth (noncentral t); nan when the observed
     difference is 0 or undefined, inf beyond MAX_SEEDS_NEEDED. A planning figure, not a verdict."""
     a, b = np.asarray(a, float), np.asarray(b, float)

@@ -36,6 +36,7 @@ from benchmark import io, rundir
 from benchmark.config import LIMITS, Limit, TrainConfig, build, make_config, semantic_dict
 from benchmark.data import DATASETS
 from benchmark.errors import UserError
+from benchmark.evaluation import diversity
 from benchmark.evaluation.metrics import METRICS, evaluator_info, family, resolve_metrics
 from benchmark.evaluation.runs import evaluate_run
 from benchmark.registry import Registry
@@ -252,9 +253,12 @@ class GanKind(StudyKind):
     def preflight(self, spec: "StudySpec", ts: List[Trial]) -> None:
         for ds, cond in sorted({(t.config.dataset, t.config.conditional) for t in ts}):
             try:  # an evaluator that cannot be had fails here, not after the trials have trained
-                evaluator_info(ds, "classifier", resolve_metrics(ds, spec.metrics, conditional=cond, run=True))
+                metrics = resolve_metrics(ds, spec.metrics, conditional=cond, run=True)
+                evaluator_info(ds, "classifier", metrics)
             except UserError as e:
                 raise UserError(f"study '{spec.name}': {e}") from None
+            if "lpips" in metrics:
+                diversity.say_backbone(ds)  # once, before the workers start (they inherit that it was said)
 
     @staticmethod
     def key(cfg: TrainConfig) -> str:

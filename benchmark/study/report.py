@@ -979,6 +979,8 @@ def resolution_table(
         "| --- | --- | --- | --- |",
     ]
     rows = []
+    # plan for the page as it stands: m tested claims, Holm's strictest level α / m
+    m = max(1, sum(r["verdict"] != claims_mod.NOT_A_TEST for r in decided))
     for r, verdicts in zip(decided, along):
         c = r["claim"]
         marks = " ".join(_VERDICT_MARK.get(v, "?") for v in verdicts)
@@ -992,7 +994,9 @@ def resolution_table(
         for x in r["comparisons"] or [None]:
             n = math.nan
             if x is not None and r["verdict"] == claims_mod.UNRESOLVED:
-                n = claims_mod.seeds_needed(r["values"][c.arm].to_numpy(), r["values"][x.other].to_numpy())
+                n = claims_mod.seeds_needed(
+                    r["values"][c.arm].to_numpy(), r["values"][x.other].to_numpy(), alpha=claims_mod.ALPHA / m
+                )
                 needs.append(f"{x.other}: " + ("–" if n != n else "> 1000" if math.isinf(n) else f"{n:.0f}"))
             rows.append(
                 {
@@ -1200,6 +1204,7 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
         frame = claims_mod.to_frame(decided).merge(resolve_rows, on=["claim", "vs"], how="left")
         io.write_text(out / "claims.csv", frame.to_csv(index=False))
         tested = sum(not math.isnan(r["p"]) for r in decided)
+        planned = max(1, sum(r["verdict"] != claims_mod.NOT_A_TEST for r in decided))  # as resolution_table
         page += [
             "## Claims against measurements",
             "",
@@ -1217,9 +1222,10 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
             "Each claim decided again as if the budget had ended at each evaluation point (the same test and "
             "Holm correction over the page): S supported, C contradicted, · not resolved, – not a test. "
             '"Resolves from" is the first point from which the final verdict holds to the end. For a claim '
-            f"not resolved, the seeds per arm a t-test at α = {claims_mod.ALPHA} would need for "
-            f"{claims_mod.POWER:.0%} power if the observed difference and pooled sd were the truth (a planning "
-            "figure, not a verdict; a longer budget may change the difference itself).",
+            f"not resolved, the seeds per arm a two-sample t-test would need for {claims_mod.POWER:.0%} power at "
+            f"α / m = {claims_mod.ALPHA} / {planned} (the strictest level of Holm's procedure over this page's "
+            f"{planned} claims that are tests) if the observed difference and pooled sd were the truth: a "
+            "planning figure, not a verdict; a longer budget may change the difference itself.",
             "",
             resolve_md,
             "",
