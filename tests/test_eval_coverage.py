@@ -136,6 +136,7 @@ def test_without_alexnet_the_fallback_is_named_feat_div(monkeypatch, capsys):
 
     monkeypatch.setattr(D, "alexnet_weights_present", lambda: False)
     monkeypatch.setattr(D, "_SAID", {})
+    monkeypatch.setenv(D.SAID_ENV, "")  # an in-process study earlier in this worker said it already
     _, backbone = D.lpips_distance("digits")
     assert backbone == "feat-classifier-digits" and D.score_prefix(backbone) == "feat_div"
     assert D.score_prefix("lpips-alex") == "lpips"

@@ -45,6 +45,7 @@ from benchmark.evaluation.metrics import (
     family,
     samples_needed,
 )
+from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES as MIXTURE_PROTOCOL_SAMPLES
 from benchmark.evaluation.scores import direction, metric_base
 from benchmark.study import claims as claims_mod
 from benchmark.study import parallel_lines
@@ -625,6 +626,62 @@ def fig_metrics_vs_step(
         ax.axis("off")
     fig.tight_layout()
     _legend(fig, colours, [a for a in order if a in shown])
+    return _save(fig, path)
+
+
+def scored_mixture_points(run: Path, rec: Dict[str, Any]) -> Tuple[Any, Any, int]:
+    """(points, config, step): the samples a 2D-mixture record scored, regenerated from the stored generator
+    at the record's step with its generation seed and count (``rundir.generate`` is seeded), cut to the
+    scoring protocol's first N."""
+    G, cfg, step = rundir.load_generator(run, rec["step"])
+    x, _ = rundir.generate(G, cfg, int(rec["num_samples_requested"]), seed=int(rec.get("generation_seed", 0)))
+    return x[:MIXTURE_PROTOCOL_SAMPLES], cfg, step
+
+
+def fig_mixture_scatter(index: Dict[str, Any], order: List[str], root: Path, path: Path, colours) -> Optional[str]:
+    """2D mixtures: every sample scored at the final step of each arm's first seed, over the mode centres.
+    The points are the scored ones, not new ones: the stored generator of that step, sampled with the record's
+    generation seed and count (``rundir.generate`` is seeded), cut to the scoring protocol's first N."""
+    seed0 = min(t["seed"] for t in index["trials"])
+    first = {t["variant"]: t for t in index["trials"] if t["seed"] == seed0}
+    panels = []
+    for v in order:
+        t = first.get(v)
+        if not t:
+            continue
+        run = _run_dir(root, t)
+        recs = [r for r in io.read_jsonl(run / rundir.METRICS_FILE) if "modes" in (r.get("metric_set") or [])]
+        if not recs:
+            continue
+        rec = max(recs, key=lambda r: r["step"])
+        try:
+            x, cfg, step = scored_mixture_points(run, rec)
+        except UserError:
+            continue  # no generator stored at that step: the panel is left out, not drawn from other samples
+        d = load_dataset(cfg.dataset, split="test")
+        panels.append((v, x.numpy(), d.means.numpy(), float(d.std), step, rec["metrics"]))
+    if not panels:
+        return None
+    plt = _plt()
+    r, c = _grid(len(panels), per_row=4)
+    fig, axes = plt.subplots(r, c, figsize=(3.3 * c, 3.3 * r), squeeze=False)
+    for ax, (v, pts, means, std, step, m) in zip(axes.flat, panels):
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.35, color=colours[v], rasterized=True)
+        ax.scatter(means[:, 0], means[:, 1], s=30, marker="x", color="black", lw=1)
+        lim = float(np.abs(means).max()) * 1.5 + 6 * std
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        modes = next((val for k, val in m.items() if metric_base(k) == "modes"), math.nan)
+        hq = next((val for k, val in m.items() if metric_base(k) == "hq"), math.nan)
+        ax.set_title(f"{v}\nstep {step}: {modes:.0f} modes, {hq:.1f} % hq, n = {len(pts):,}", fontsize=7)
+        ax.set_xlabel("x₁", fontsize=7)
+        ax.set_ylabel("x₂", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(f"every scored sample (seed {seed0}, final step) and the mode centres (×)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return _save(fig, path)
 
 
@@ -1279,6 +1336,13 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
             )
         )
     figs.append(("Samples (fixed noise, final step)", fig_samples(index, order, root, out / "samples.png")))
+    if any(family(d) == "points" for d in datasets if d):
+        figs.append(
+            (
+                "Every scored sample and the mode centres",
+                fig_mixture_scatter(index, order, root, out / "scatter.png", colours),
+            )
+        )
     figs.append(("Coverage", fig_coverage(used, index, order, out / "coverage.png")))
     figs.append(
         ("Coverage over training", fig_coverage_over_training(used, index, order, out / "coverage_over_training.png"))
