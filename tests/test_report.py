@@ -12,10 +12,15 @@ import yaml
 from scipy import stats
 
 from benchmark import io
+from benchmark.config import make_config
+from benchmark.data import load_dataset
 from benchmark.errors import UserError
+from benchmark.evaluation.mixtures import mixture_metrics
+from benchmark.evaluation.runs import evaluate_run
 from benchmark.study import claims as C
-from benchmark.study.report import build_report
+from benchmark.study.report import build_report, scored_mixture_points
 from benchmark.study.spec import load_spec, trials
+from benchmark.train import train
 
 A, B = "gp_lambda=0", "gp_lambda=10"
 SEEDS = [0, 1, 2]
@@ -602,3 +607,29 @@ def test_drop_is_the_largest_fall_from_the_best_so_far():
         C.parse_claim(
             {"claim": "x", "metric": "classes_covered", "arm": A, "vs": B, "expect": "worse", "at": "drop"}, "w"
         )
+
+
+def test_mixture_scatter_points_are_the_scored_ones(tmp_path):
+    """The toy2d scatter redraws the samples a record scored: regenerated from the stored generator with the
+    record's seed and count, they give back its mode histogram and high-quality share exactly (a run trained
+    far enough that ~20 % of samples are high quality, so another seed's samples would not)."""
+    cfg = make_config(
+        {
+            "dataset": "ring8",
+            "model": "toy",
+            "objective": "gan",
+            "minibatch_disc": True,
+            "steps": 600,
+            "checkpoint_every": 600,
+            "batch_size": 100,
+            "num_threads": 1,
+        }
+    )
+    train(cfg, tmp_path / "ring", progress=False)
+    (rec,) = evaluate_run(tmp_path / "ring", num_samples=2500, seed=7, progress=False)
+    assert rec["metrics"]["hq2500"] > 5  # enough high-quality samples for the histogram to tell seeds apart
+    x, _, step = scored_mixture_points(tmp_path / "ring", rec)
+    ring = load_dataset("ring8", split="test")
+    again = mixture_metrics(x, ring.means, ring.std)
+    assert step == 600 and len(x) == 2500
+    assert again["hist"] == rec["details"]["mode_hist2500"] and again["hq"] == pytest.approx(rec["metrics"]["hq2500"])
