@@ -79,6 +79,17 @@ class Budget:
     epochs: Optional[float] = None  # or passes over the training set (steps = ceil(epochs * N / batch))
 
 
+def check_budget(b: Budget) -> None:
+    """One line unless ``b`` names exactly one of steps or epochs, finite and in range (a study's or a
+    variant's budget)."""
+    if (b.steps is None) == (b.epochs is None):
+        raise UserError("'budget' needs exactly one of steps or epochs")
+    if b.steps is not None:
+        check_number("budget.steps", b.steps, LIMITS["steps"])
+    else:
+        check_number("budget.epochs", b.epochs, LIMITS["epochs"])
+
+
 def check_number(key: str, value: Any, limit: Limit, where: str = "") -> None:
     """One line naming ``key`` (after ``where``) unless ``value`` is a finite number within ``limit``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not limit.holds(float(value)):
@@ -194,13 +205,10 @@ class GanKind(StudyKind):
             return UserError(f"{where}: {msg}")
 
         self.params(spec, where)
-        b = spec.budget
-        if (b.steps is None) == (b.epochs is None):
-            raise bad("'budget' needs exactly one of steps or epochs")
-        if b.steps is not None:
-            check_number("budget.steps", b.steps, LIMITS["steps"], where)
-        else:
-            check_number("budget.epochs", b.epochs, LIMITS["epochs"], where)
+        try:
+            check_budget(spec.budget)
+        except UserError as e:
+            raise bad(str(e)) from None
         for k, vals in spec.axes.items():
             if not isinstance(vals, list) or not vals:
                 raise bad(f"axis '{k}' must be a non-empty list of values")
@@ -277,12 +285,7 @@ class GanKind(StudyKind):
             if not isinstance(raw, dict):
                 raise UserError("must be a mapping with one of steps or epochs")
             b = build(Budget, raw, prefix="budget.")
-            if (b.steps is None) == (b.epochs is None):
-                raise UserError("needs exactly one of steps or epochs")
-            if b.steps is not None:
-                check_number("budget.steps", b.steps, LIMITS["steps"])
-            else:
-                check_number("budget.epochs", b.epochs, LIMITS["epochs"])
+            check_budget(b)
         except UserError as e:
             raise UserError(f"{where}: variant '{name}' budget: {e}") from None
         return b

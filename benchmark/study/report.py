@@ -629,6 +629,12 @@ def fig_metrics_vs_step(
     return _save(fig, path)
 
 
+def first_seed_trials(index: Dict[str, Any]) -> Tuple[int, Dict[str, Dict[str, Any]]]:
+    """(the study's first seed, each arm's trial at that seed): the trial a one-seed panel shows."""
+    seed0 = min(t["seed"] for t in index["trials"])
+    return seed0, {t["variant"]: t for t in index["trials"] if t["seed"] == seed0}
+
+
 def scored_mixture_points(run: Path, rec: Dict[str, Any]) -> Tuple[Any, Any, int]:
     """(points, config, step): the samples a 2D-mixture record scored, regenerated from the stored generator
     at the record's step with its generation seed and count (``rundir.generate`` is seeded), cut to the
@@ -642,8 +648,7 @@ def fig_mixture_scatter(index: Dict[str, Any], order: List[str], root: Path, pat
     """2D mixtures: every sample scored at the final step of each arm's first seed, over the mode centres.
     The points are the scored ones, not new ones: the stored generator of that step, sampled with the record's
     generation seed and count (``rundir.generate`` is seeded), cut to the scoring protocol's first N."""
-    seed0 = min(t["seed"] for t in index["trials"])
-    first = {t["variant"]: t for t in index["trials"] if t["seed"] == seed0}
+    seed0, first = first_seed_trials(index)
     panels = []
     for v in order:
         t = first.get(v)
@@ -686,8 +691,7 @@ def fig_mixture_scatter(index: Dict[str, Any], order: List[str], root: Path, pat
 
 
 def fig_samples(index: Dict[str, Any], order: List[str], root: Path, path: Path) -> Optional[str]:
-    seed0 = min(t["seed"] for t in index["trials"])
-    first = {t["variant"]: t for t in index["trials"] if t["seed"] == seed0}
+    seed0, first = first_seed_trials(index)
     imgs = []
     for v in order:
         t = first.get(v)
@@ -798,10 +802,10 @@ def fig_coverage_over_training(
 
 def tsne_pngs(index: Dict[str, Any], order: List[str], root: Path) -> List[Tuple[str, Path]]:
     """The t-SNE PNGs that the ``tsne`` metric recorded (first seed, latest step per arm): read, never computed."""
-    seed0 = min(t["seed"] for t in index["trials"])
+    _, first = first_seed_trials(index)
     out = []
     for v in order:
-        t = next((t for t in index["trials"] if t["variant"] == v and t["seed"] == seed0), None)
+        t = first.get(v)
         if t is None:
             continue
         best: Optional[Tuple[int, Path]] = None
@@ -834,11 +838,11 @@ def fig_tsne(
 def fig_dynamics(
     index: Dict[str, Any], order: List[str], root: Path, path: Path, colours: Optional[Dict[str, Any]] = None
 ) -> Optional[str]:
-    seed0 = min(t["seed"] for t in index["trials"])
+    seed0, first = first_seed_trials(index)
     colours = colours or arm_colours(order)
     logs = {}
     for v in order:
-        t = next((t for t in index["trials"] if t["variant"] == v and t["seed"] == seed0), None)
+        t = first.get(v)
         if t:
             log = io.read_jsonl(_run_dir(root, t) / rundir.LOG_FILE)
             if log:
@@ -1026,7 +1030,7 @@ _VERDICT_MARK = {
 
 
 def resolution_table(
-    decided: List[Dict[str, Any]], along: List[List[str]], fractions: List[float]
+    decided: List[Dict[str, Any]], along: List[List[str]], fractions: List[float], m: int
 ) -> Tuple[str, pd.DataFrame]:
     """Per claim: its verdict at each evaluation point, the point it resolves from, and (not resolved) the
     seeds per arm that would give the test 80 % power at the observed difference. Markdown and, per
@@ -1036,8 +1040,6 @@ def resolution_table(
         "| --- | --- | --- | --- |",
     ]
     rows = []
-    # plan for the page as it stands: m tested claims, Holm's strictest level α / m
-    m = max(1, sum(r["verdict"] != claims_mod.NOT_A_TEST for r in decided))
     for r, verdicts in zip(decided, along):
         c = r["claim"]
         marks = " ".join(_VERDICT_MARK.get(v, "?") for v in verdicts)
@@ -1256,12 +1258,14 @@ def _gan_sections(index, spec, rep, root: Path, out: Path, tsne: Optional[bool])
         decided = claims_mod.decide(parsed, df, order, spec.get("eval_at") or ())
         md = claims_mod.to_markdown(decided)
         along = claims_mod.along_training(parsed, df, order, spec.get("eval_at") or ())
-        resolve_md, resolve_rows = resolution_table(decided, along, sorted(float(f) for f in spec["eval_at"]))
+        # plan for the page as it stands: m claims that are tests, Holm's strictest level α / m
+        planned = max(1, sum(r["verdict"] != claims_mod.NOT_A_TEST for r in decided))
+        fractions = sorted(float(f) for f in spec["eval_at"])
+        resolve_md, resolve_rows = resolution_table(decided, along, fractions, planned)
         io.write_text(out / "claims.md", md + "\n\n" + resolve_md + "\n")
         frame = claims_mod.to_frame(decided).merge(resolve_rows, on=["claim", "vs"], how="left")
         io.write_text(out / "claims.csv", frame.to_csv(index=False))
         tested = sum(not math.isnan(r["p"]) for r in decided)
-        planned = max(1, sum(r["verdict"] != claims_mod.NOT_A_TEST for r in decided))  # as resolution_table
         page += [
             "## Claims against measurements",
             "",
