@@ -477,6 +477,28 @@ def test_tsne_figure_comes_from_recorded_pngs_and_scores_nothing(tmp_path, monke
     assert (out / "tsne.png").stat().st_size > 0
 
 
+def test_tsne_png_recorded_relative_to_the_study_directory_is_found_from_elsewhere(tmp_path, monkeypatch):
+    """A study records its t-SNE PNG relative to the directory it ran in (results/trials/KEY/run/eval/...);
+    `ganbench report` run from another directory must still find it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmark.study.report import tsne_pngs
+
+    root = tmp_path / "res"
+    make_results(root, claims=[])
+    run = root / "trials" / f"{A.replace('=', '')}-s0" / "run"
+    (run / "eval").mkdir()
+    plt.imsave(run / "eval" / "tsne_000020.png", np.zeros((8, 8, 3)))
+    rel = f"results/trials/{run.parent.name}/run/eval/tsne_000020.png"  # as recorded from the study's directory
+    io.append_jsonl(run / "metrics.jsonl", [{"step": 20, "metrics": {}, "details": {"tsne_png": rel}}])
+    monkeypatch.chdir(tmp_path / "res")  # anywhere but the study's directory
+    index = {"trials": [{"key": run.parent.name, "variant": A, "seed": 0}]}
+    assert tsne_pngs(index, [A], root) == [(A, run / "eval" / "tsne_000020.png")]
+
+
 def test_an_arm_without_scores_is_named_and_the_rest_reported(tmp_path):
     root = tmp_path / "res"
     make_results(root, claims=[{"claim": "c", "metric": "modes", "arm": A, "vs": "others", "expect": "worse"}])

@@ -809,10 +809,16 @@ def tsne_pngs(index: Dict[str, Any], order: List[str], root: Path) -> List[Tuple
         if t is None:
             continue
         best: Optional[Tuple[int, Path]] = None
-        for r in io.read_jsonl(_run_dir(root, t) / rundir.METRICS_FILE):
+        run = _run_dir(root, t)
+        for r in io.read_jsonl(run / rundir.METRICS_FILE):
             p = next((v for k, v in (r.get("details") or {}).items() if "tsne" in k and isinstance(v, str)), None)
-            if isinstance(p, str) and Path(p).is_file() and (best is None or r.get("step", 0) >= best[0]):
-                best = (r.get("step", 0), Path(p))
+            if not isinstance(p, str):
+                continue
+            # a path recorded relative to the study's working directory: found again under the run directory
+            # (run/eval/tsne_*.png), so `ganbench report` works from any directory
+            png = next((c for c in (Path(p), run / Path(p).parent.name / Path(p).name) if c.is_file()), None)
+            if png is not None and (best is None or r.get("step", 0) >= best[0]):
+                best = (r.get("step", 0), png)
         if best:
             out.append((v, best[1]))
     return out
