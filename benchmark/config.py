@@ -9,7 +9,6 @@ betas, n_critic, optimiser) so the config written beside a run is the whole trut
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -20,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import yaml
 
 from benchmark.data import DATASETS
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean
 from benchmark.models import MODELS, default_z_dim
 from benchmark.objectives import OBJECTIVES, PAPER_DEFAULTS
 
@@ -209,8 +208,7 @@ def build(cls: Any, overrides: Mapping[str, Any], prefix: str = "", base: Any = 
     for key, value in overrides.items():
         k = str(key).replace("-", "_")
         if k not in names:
-            close = difflib.get_close_matches(k, names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            hint = did_you_mean(k, names, prefix)
             raise UserError(
                 f"unknown config key '{prefix}{key}'{hint}; valid keys: {', '.join(prefix + n for n in names)}"
             )
@@ -377,6 +375,14 @@ def check(cfg: TrainConfig) -> None:
         raise UserError(f"config key 'device' is '{cfg.device}'; allowed: auto, cpu, cuda, cuda:N")
 
 
+def steps_for_epochs(epochs: float, num_train: int, batch_size: int) -> int:
+    """Generator steps of an ``epochs`` budget: ceil(epochs × N / batch), at least 1. The one conversion, used
+    by ``ganbench train --epochs`` and by a study's ``budget: {epochs: ...}`` alike. The quotient is rounded to
+    9 decimals before the ceiling, so float noise in ``epochs × N`` (0.1 × 60,000 = 6000.000000000001) never
+    adds a step, while a real fraction of a batch (10.0078 batches) does."""
+    return max(1, math.ceil(round(epochs * num_train / batch_size, 9)))
+
+
 def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
     """Fill every ``None`` with the objective's paper default, and epochs into steps."""
 
@@ -388,7 +394,7 @@ def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
     if cfg.z_dim is None:
         kw["z_dim"] = default_z_dim(cfg.model)
     if cfg.epochs is not None and num_train is not None:
-        kw["steps"] = max(1, -(-int(cfg.epochs * num_train) // cfg.batch_size))
+        kw["steps"] = steps_for_epochs(cfg.epochs, num_train, cfg.batch_size)
         if kw["steps"] > MAX_STEPS:
             raise UserError(
                 f"config key 'epochs' ({cfg.epochs:g}) means {kw['steps']} steps at batch_size "
@@ -409,4 +415,15 @@ def to_yaml(cfg: Any) -> str:
     return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)
 
 
-__all__ = ["TrainConfig", "make_config", "resolve", "check", "build", "coerce", "parse_set", "load_yaml", "field"]
+__all__ = [
+    "TrainConfig",
+    "make_config",
+    "resolve",
+    "steps_for_epochs",
+    "check",
+    "build",
+    "coerce",
+    "parse_set",
+    "load_yaml",
+    "field",
+]

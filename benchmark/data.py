@@ -28,6 +28,15 @@ from benchmark.registry import Registry
 
 DATASETS = Registry("dataset")
 
+SPLITS = ("train", "test")  # the real splits a dataset has and a score may compare with
+
+
+def check_split(split: object) -> str:
+    """``split`` if it is a known split, else the one-line error every stage gives for it."""
+    if split not in SPLITS:
+        raise UserError(f"split '{split}' is not known; allowed: {', '.join(SPLITS)}")
+    return str(split)
+
 
 def data_root(root: Optional[str] = None) -> Path:
     """--data-root, else $GANBENCH_DATA, else ./data."""
@@ -57,9 +66,7 @@ class Dataset:
         device: str | torch.device = "cpu",
         download: bool = True,
     ):
-        if split not in ("train", "test"):
-            raise UserError(f"split '{split}' is not known; allowed: train, test")
-        self.split = split
+        self.split = check_split(split)
         self.device = torch.device(device)
 
     def __len__(self) -> int:

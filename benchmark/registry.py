@@ -8,10 +8,9 @@ An unknown name raises a ``UserError`` that lists the valid names.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, Dict, List
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean
 
 
 class Registry:
@@ -30,8 +29,7 @@ class Registry:
 
     def get(self, name: str) -> Any:
         if name not in self._items:
-            close = difflib.get_close_matches(str(name), self._items, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(name, self._items)
             raise UserError(f"unknown {self.kind} '{name}'{hint}; valid: {', '.join(self.names())}")
         return self._items[name]
 

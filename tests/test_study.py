@@ -665,3 +665,20 @@ def test_bad_variant_budget_is_one_line(tmp_path, capsys, budget, needle):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err and "variant 'v' budget" in err, err
     assert not (tmp_path / "res").exists()
+
+
+def test_epochs_become_the_same_steps_from_train_and_from_a_study(tmp_path):
+    """One conversion (config.steps_for_epochs): 0.010675 epochs of MNIST (N 60,000) at batch 64 is 640.5
+    images = 10.008 batches -> 11 steps, whether the budget comes from `ganbench train --epochs` or from a
+    study's budget (the two once gave 10 and 11); float noise (0.1 x 60,000) never adds a step."""
+    from benchmark.config import make_config, resolve, steps_for_epochs
+
+    assert steps_for_epochs(0.010675, 60_000, 64) == 11
+    assert steps_for_epochs(0.1, 60_000, 64) == 94 and steps_for_epochs(100, 60_000, 64) == 93_750
+    assert steps_for_epochs(0.1, 64_000, 64) == 100  # 0.1 * 64000 / 64 = 100.00000000000001 in floats
+    assert steps_for_epochs(1e-9, 60_000, 64) == 1
+    train_steps = resolve(make_config({"dataset": "mnist", "epochs": 0.010675, "batch_size": 64}), 60_000).steps
+    spec = {"name": "ep", "base": {"dataset": "mnist", "model": "mlp", "batch_size": 64}, "seeds": [0]}
+    spec["budget"] = {"epochs": 0.010675}
+    (t,) = trials(load_spec(write_spec(tmp_path, spec)))
+    assert train_steps == t.config.steps == 11

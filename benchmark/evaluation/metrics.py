@@ -56,7 +56,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from benchmark.data import dataset_info, load_dataset
+from benchmark.data import SPLITS, check_split, dataset_info, load_dataset
 from benchmark.errors import UserError
 from benchmark.evaluation.classifier import classify, load_classifier, load_second, readable_tau, second_name
 from benchmark.evaluation.coverage import (
@@ -84,7 +84,6 @@ STACKED_PROTOCOL = 26_000
 COVERAGE_THRESHOLD = 0.1
 
 
-SPLITS = ("test", "train")
 COUNTS = ("samples", "window", "")
 
 
@@ -836,8 +835,7 @@ def evaluate_samples(
     """
 
     t0 = time.time()
-    if split not in ("train", "test"):
-        raise UserError(f"split '{split}' is not known; allowed: train, test")
+    check_split(split)
     x, y = check_samples(x, y, dataset)
     names = resolve_metrics(dataset, metrics, conditional=y is not None, run=run_dir is not None)
     if num_samples is not None and num_samples < 1:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from benchmark import io
-from benchmark.data import check_dataset_files
+from benchmark.data import check_dataset_files, check_split
 from benchmark.errors import UserError
 from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, resolve_metrics, samples_needed
 from benchmark.paths import check_appendable, check_output_dir
@@ -95,8 +95,7 @@ def evaluate_run(
             )
     check_num_samples(num_samples)
     check_seed(seed)
-    if split not in ("train", "test"):
-        raise UserError(f"split '{split}' is not known; allowed: train, test")
+    check_split(split)
     has_log = (run_dir / LOG_FILE).is_file()
     names = resolve_metrics(cfg.dataset, metrics, conditional=cfg.conditional, run=True)
     if metrics is None:

@@ -36,7 +36,6 @@ has the expected sign. The claims of one page are Holm-corrected together; at α
 
 from __future__ import annotations
 
-import difflib
 import math
 import warnings
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean
 from benchmark.evaluation.scores import declared, direction, metric_base, resolve
 
 ALPHA = 0.05
@@ -100,11 +99,6 @@ def metric_direction(metric: str) -> int:
 # parsing and validation (called by the study spec check, before anything trains)
 
 
-def _did_you_mean(name: str, valid: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(valid), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _name(x: Any) -> bool:
     return isinstance(x, str) and bool(x) and all(c.isalnum() or c == "_" for c in x)
 
@@ -120,7 +114,7 @@ def parse_claim(raw: Any, where: str, arms: Optional[Sequence[str]] = None) -> C
     unknown = [k for k in raw if k not in CLAIM_KEYS]
     if unknown:
         raise UserError(
-            f"{where}: unknown key '{unknown[0]}'{_did_you_mean(str(unknown[0]), CLAIM_KEYS)}; "
+            f"{where}: unknown key '{unknown[0]}'{did_you_mean(str(unknown[0]), CLAIM_KEYS)}; "
             f"valid: {', '.join(CLAIM_KEYS)}"
         )
     for k in ("claim", "metric", "arm", "expect"):
@@ -135,7 +129,7 @@ def parse_claim(raw: Any, where: str, arms: Optional[Sequence[str]] = None) -> C
     if resolve(metric) is None and metric not in _bases():
         bases = sorted(_bases())
         raise UserError(
-            f"{where}: unknown score '{metric}'{_did_you_mean(metric, bases)}; name a score base "
+            f"{where}: unknown score '{metric}'{did_you_mean(metric, bases)}; name a score base "
             f"({', '.join(bases)}) or a full score name such as fid10k_test"
         )
     expect = raw["expect"]
@@ -145,7 +139,7 @@ def parse_claim(raw: Any, where: str, arms: Optional[Sequence[str]] = None) -> C
         raise UserError(f"{where}: '{metric}' has no better direction; use expect: higher or lower")
     test = raw.get("test", "welch")
     if test not in TESTS:
-        raise UserError(f"{where}: unknown test {test!r}{_did_you_mean(str(test), TESTS)}; allowed: {', '.join(TESTS)}")
+        raise UserError(f"{where}: unknown test {test!r}{did_you_mean(str(test), TESTS)}; allowed: {', '.join(TESTS)}")
     at = raw.get("at", "final")
     if isinstance(at, bool) or not (at in AT or (isinstance(at, (int, float)) and math.isfinite(at) and 0 < at <= 1)):
         raise UserError(f"{where}: 'at' is {at!r}; allowed: {', '.join(AT)} or a fraction of the budget in (0, 1]")
@@ -173,7 +167,7 @@ def parse_claim(raw: Any, where: str, arms: Optional[Sequence[str]] = None) -> C
     if arms is not None:
         for a in (raw["arm"], *vs_t):
             if a not in arms:
-                raise UserError(f"{where}: unknown arm '{a}'{_did_you_mean(a, arms)}; arms: {', '.join(arms)}")
+                raise UserError(f"{where}: unknown arm '{a}'{did_you_mean(a, arms)}; arms: {', '.join(arms)}")
     return Claim(
         text=raw["claim"],
         metric=metric,
@@ -194,7 +188,7 @@ def _check_reference(raw: Any, where: str, arms: Optional[Sequence[str]]) -> Non
     unknown = [k for k in raw if k not in REFERENCE_KEYS]
     if unknown:
         raise UserError(
-            f"{where}: unknown key '{unknown[0]}'{_did_you_mean(str(unknown[0]), REFERENCE_KEYS)}; "
+            f"{where}: unknown key '{unknown[0]}'{did_you_mean(str(unknown[0]), REFERENCE_KEYS)}; "
             f"valid: {', '.join(REFERENCE_KEYS)}"
         )
     for k in ("metric", "value", "statistic", "source"):
@@ -211,7 +205,7 @@ def _check_reference(raw: Any, where: str, arms: Optional[Sequence[str]]) -> Non
         raise UserError(f"{where}: 'trials' must be a positive whole number, got {t!r}")
     if arms is not None and raw.get("arm") is not None and raw["arm"] not in arms:
         raise UserError(
-            f"{where}: unknown arm '{raw['arm']}'{_did_you_mean(str(raw['arm']), arms)}; arms: {', '.join(arms)}"
+            f"{where}: unknown arm '{raw['arm']}'{did_you_mean(str(raw['arm']), arms)}; arms: {', '.join(arms)}"
         )
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from benchmark import io, rundir
-from benchmark.config import LIMITS, Limit, TrainConfig, build, make_config, semantic_dict
+from benchmark.config import LIMITS, Limit, TrainConfig, build, make_config, semantic_dict, steps_for_epochs
 from benchmark.data import DATASETS
 from benchmark.errors import UserError
 from benchmark.evaluation import diversity
@@ -294,7 +294,7 @@ class GanKind(StudyKind):
     def _steps(budget: Any, cfg: TrainConfig) -> int:
         if budget.steps is not None:
             return budget.steps
-        return max(1, math.ceil(budget.epochs * DATASETS.get(cfg.dataset).num_train / cfg.batch_size))
+        return steps_for_epochs(budget.epochs, DATASETS.get(cfg.dataset).num_train, cfg.batch_size)
 
     def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
         cfg = trial.config.replace(data_root=data_root) if data_root else trial.config

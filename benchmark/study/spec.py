@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from benchmark.config import LIMITS, Limit, build, load_yaml
+from benchmark.data import check_split
 from benchmark.errors import UserError
 from benchmark.evaluation.runs import MAX_SAMPLES
 from benchmark.study.claims import check_claims
@@ -112,8 +113,10 @@ def check_spec(spec: StudySpec, where: str = "study") -> List[Trial]:
         raise bad(str(e)) from None
     if spec.eval_labels and len(spec.eval_labels) != len(spec.eval_at):
         raise bad("'eval_labels' must name each point of 'eval_at'")
-    if spec.split not in ("train", "test"):
-        raise bad(f"'split' is '{spec.split}'; allowed: train, test")
+    try:
+        check_split(spec.split)
+    except UserError as e:
+        raise bad(str(e)) from None
     ts = kind.check(spec, where)
     # claims and references (issue 14): a 'check:' expression or an unknown arm fails here, before training
     check_claims(spec.report, where, arms=list(dict.fromkeys(t.variant for t in ts)), eval_at=spec.eval_at)
