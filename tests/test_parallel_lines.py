@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from benchmark.study import parallel_lines as pl
+from benchmark.study.formatting import fixed
 
 LOG2 = math.log(2.0)
 THETAS = [0.0, 0.5, 1.0]
@@ -166,7 +167,7 @@ def test_markdown_table(df):
     assert row1["dEM/dθ"] == "1.000" and row1["to 0? WGAN-GP"] == "yes"
     row0 = dict(zip(head, (c.strip() for c in lines[2].strip("|").split("|"))))
     assert row0["to 0? WGAN-GP"] == "–"  # no direction at θ = 0
-    assert pl._fmt(0.12345) == "0.123" and pl._fmt(-0.0001) == "0.000" and pl._fmt(2e-5, small=True) == "2.00e-05"
+    assert fixed(0.12345) == "0.123" and fixed(-0.0001) == "0.000" and fixed(2e-5, small=True) == "2.00e-05"
 
 
 def test_markdown_table_signs_and_seed_shares():

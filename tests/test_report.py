@@ -18,7 +18,9 @@ from benchmark.errors import UserError
 from benchmark.evaluation.mixtures import mixture_metrics
 from benchmark.evaluation.runs import evaluate_run
 from benchmark.study import claims as C
-from benchmark.study.report import build_report, scored_mixture_points
+from benchmark.study import resolution as RS
+from benchmark.study.reference import scored_mixture_points
+from benchmark.study.report import build_report
 from benchmark.study.spec import load_spec, trials
 from benchmark.train import train
 
@@ -61,11 +63,12 @@ CLAIMS = [
 ]
 
 
-def make_results(root: Path, claims=CLAIMS, extra_report=None, n_critic=None) -> None:
-    """A results folder as a study leaves it: index, per-trial config.yaml, log.jsonl and metrics.jsonl."""
+def make_results(root: Path, claims=CLAIMS, extra_report=None, n_critic=None, seeds=SEEDS) -> None:
+    """A results folder as a study leaves it: index, per-trial config.yaml, log.jsonl and metrics.jsonl
+    (``seeds``: the seeds' names; the values are those of FINAL and EARLY in order)."""
     trials = []
     for arm in (A, B):
-        for seed in SEEDS:
+        for i, seed in enumerate(seeds):
             key = f"{arm.replace('=', '')}-s{seed}"
             run = root / "trials" / key / "run"
             run.mkdir(parents=True)
@@ -98,9 +101,9 @@ def make_results(root: Path, claims=CLAIMS, extra_report=None, n_critic=None) ->
             )
             recs = []
             for step, table in ((10, EARLY), (20, FINAL)):
-                m = {k: float(v[seed]) for k, v in table[arm].items()}
-                if step == 20 and seed < 2:
-                    m["d_loss_var_last200"] = TWO_SEEDS[arm][seed]
+                m = {k: float(v[i]) for k, v in table[arm].items()}
+                if step == 20 and i < 2:
+                    m["d_loss_var_last200"] = TWO_SEEDS[arm][i]
                 recs.append(
                     {
                         "step": step,
@@ -124,7 +127,7 @@ def make_results(root: Path, claims=CLAIMS, extra_report=None, n_critic=None) ->
         "title": "hand-made",
         "description": "",
         "kind": "gan",
-        "seeds": SEEDS,
+        "seeds": list(seeds),
         "eval_at": [0.5, 1.0],
         "metrics": None,
         "num_samples": 2500,
@@ -283,9 +286,9 @@ def test_spread_claim_tests_absolute_deviations_from_the_median():
         [A, B],
     )
     (row,) = C.decide([claim], df, [A, B])
-    assert list(row["values"][A]) == [1, 0, 1] and list(row["values"][B]) == [0, 1, 0]  # |x − median|
+    assert list(row.values[A]) == [1, 0, 1] and list(row.values[B]) == [0, 1, 0]  # |x − median|
     ref = stats.ttest_ind([1, 0, 1], [0, 1, 0], equal_var=False)
-    assert row["p"] == pytest.approx(ref.pvalue) and row["verdict"] == "not resolved"
+    assert row.p == pytest.approx(ref.pvalue) and row.verdict == "not resolved"
     with pytest.raises(UserError, match="spread over seeds needs expect: higher or lower"):
         C.parse_claim({"claim": "x", "metric": "fid", "arm": A, "of": "spread", "expect": "worse"}, "t")
 
@@ -310,8 +313,8 @@ def test_planted_check_string_is_rejected_and_never_runs(tmp_path):
     with pytest.raises(UserError, match="'check' expressions are not run"):
         build_report("hand", None, root=root, out_root=tmp_path / "rep")
     assert not marker.exists()
-    src = (Path(C.__file__).parent / "report.py").read_text() + Path(C.__file__).read_text()
-    assert not re.search(r"\b(eval|exec)\(", src)
+    src = "".join(p.read_text() for p in sorted(Path(C.__file__).parent.glob("*.py")))  # the whole study stage
+    assert "def decide(" in src and not re.search(r"\b(eval|exec)\(", src)
 
 
 @pytest.mark.parametrize(
@@ -384,11 +387,11 @@ def test_convergence_against_seed_spread():
         ]
     )
     cv = C.convergence(df, "a", "fid5k_test")
-    assert cv["delta"] == pytest.approx(-11.0) and cv["spread"] == pytest.approx(1.0)
-    assert cv["moving"] and cv["improving"]  # FID falls (↓ better) by more than its seed sd
+    assert cv.delta == pytest.approx(-11.0) and cv.spread == pytest.approx(1.0)
+    assert cv.moving and cv.improving  # FID falls (↓ better) by more than its seed sd
     final = df[df["step"] == 2].set_index("seed")["value"]
     flat = df.assign(value=[final[s] + (0.5 if st == 1 else 0.0) for s, st in zip(df["seed"], df["step"])])
-    assert not C.convergence(flat, "a", "fid5k_test")["moving"]
+    assert not C.convergence(flat, "a", "fid5k_test").moving
 
 
 def test_claim_against_all_others_needs_every_comparison():
@@ -406,30 +409,30 @@ def test_claim_against_all_others_needs_every_comparison():
     p_b = stats.ttest_ind(vals["a"], vals["b"], equal_var=False).pvalue
     p_c = stats.ttest_ind(vals["a"], vals["c"], equal_var=False).pvalue
     assert p_b < 0.05 < p_c
-    assert row["p"] == pytest.approx(max(p_b, p_c)) and row["verdict"] == "not resolved"
-    assert [x.other for x in row["comparisons"]] == ["b", "c"]
+    assert row.p == pytest.approx(max(p_b, p_c)) and row.verdict == "not resolved"
+    assert [x.other for x in row.comparisons] == ["b", "c"]
 
 
 def test_matched_compute_figure_and_fixed_colours(tmp_path, monkeypatch):
     """n_critic differs: budget in critic epochs and a figure against critic updates; an arm that lacks a log key
     (|∇D| only logged for B) keeps B's colour in that panel."""
-    import benchmark.study.report as R
+    import benchmark.study.figures as F
 
     make_results(tmp_path / "res", claims=[], n_critic={A: 1, B: 10})
     figs = {}
 
-    def keep(fig, path):
+    def keep(fig, path, **savefig):
         figs[path.name] = fig
         return path.name
 
-    monkeypatch.setattr(R, "_save", keep)
+    monkeypatch.setattr(F, "save", keep)
     out = build_report("hand", None, root=tmp_path / "res", out_root=tmp_path / "rep")
     b = pd.read_csv(out / "budget.csv").groupby("arm")["critic_epochs"].first()
     assert b[A] == pytest.approx(20 * 1 * 100 / 100_000) and b[B] == pytest.approx(20 * 10 * 100 / 100_000)
     assert "metrics_vs_critic_updates.png" in figs
     ax = figs["metrics_vs_critic_updates.png"].axes[0]
     assert max(max(line.get_xdata()) for line in ax.lines) == 20 * 10  # B's last step x n_critic
-    colours = R.arm_colours([A, B])
+    colours = F.arm_colours([A, B])
     dyn = figs["dynamics.png"]
     grad_panel = next(a for a in dyn.axes if a.get_ylabel().startswith("|∇D|"))
     drawn = [line for line in grad_panel.lines if line.get_linestyle() != ":"]  # not the |∇D| = 1 guide
@@ -485,7 +488,8 @@ def test_tsne_png_recorded_relative_to_the_study_directory_is_found_from_elsewhe
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from benchmark.study.report import tsne_pngs
+    from benchmark.study import records
+    from benchmark.study.panels import tsne_pngs
 
     root = tmp_path / "res"
     make_results(root, claims=[])
@@ -495,8 +499,8 @@ def test_tsne_png_recorded_relative_to_the_study_directory_is_found_from_elsewhe
     rel = f"results/trials/{run.parent.name}/run/eval/tsne_000020.png"  # as recorded from the study's directory
     io.append_jsonl(run / "metrics.jsonl", [{"step": 20, "metrics": {}, "details": {"tsne_png": rel}}])
     monkeypatch.chdir(tmp_path / "res")  # anywhere but the study's directory
-    index = {"trials": [{"key": run.parent.name, "variant": A, "seed": 0}]}
-    assert tsne_pngs(index, [A], root) == [(A, run / "eval" / "tsne_000020.png")]
+    recs = records.load(records.read_index("hand", None, root), root)
+    assert tsne_pngs(recs, [A]) == [(A, run / "eval" / "tsne_000020.png")]
 
 
 def test_an_arm_without_scores_is_named_and_the_rest_reported(tmp_path):
@@ -553,9 +557,9 @@ def test_seeds_needed_matches_published_power_tables(d, n):
     """Two-sided two-sample t-test, α = 0.05, power 0.8: Cohen (1988) Table 2.4.1 gives 64, 26, 17 per group
     for d = 0.5, 0.8, 1.0; for d = 0.2 the exact noncentral t (G*Power) gives 394 (Cohen's approximation 393)."""
     a = np.array([-1.0, 0.0, 1.0])  # sample sd exactly 1
-    assert C.seeds_needed(a + d, a) == n
-    assert C.seeds_needed(a, a + d) == n  # the sign of the difference does not matter
-    assert math.isnan(C.seeds_needed(a, a))  # no difference: no number of seeds finds it
+    assert RS.seeds_needed(a + d, a) == n
+    assert RS.seeds_needed(a, a + d) == n  # the sign of the difference does not matter
+    assert math.isnan(RS.seeds_needed(a, a))  # no difference: no number of seeds finds it
 
 
 @pytest.mark.parametrize(
@@ -570,7 +574,7 @@ def test_seeds_needed_matches_published_power_tables(d, n):
     ],
 )
 def test_resolved_from_is_where_the_final_verdict_starts_to_hold(verdicts, k):
-    assert C.resolved_from(verdicts) == k
+    assert RS.resolved_from(verdicts) == k
 
 
 def test_claims_decided_along_training(report):
@@ -587,8 +591,8 @@ def test_claims_decided_along_training(report):
     assert hq["verdicts_along_training"] == "not resolved not resolved" and math.isnan(hq["resolved_from_point"])
     # not resolved: planning figure from the final per-seed values (d = 1 / pooled sd 3.81 -> far more than 3)
     # ... at Holm's strictest level over the page's 6 claims that are tests (the 7th holds by construction)
-    strict = C.seeds_needed(FINAL[A]["hq2500"], FINAL[B]["hq2500"], alpha=0.05 / 6)
-    assert hq["seeds_needed_80pct_power"] == strict > C.seeds_needed(FINAL[A]["hq2500"], FINAL[B]["hq2500"]) > 100
+    strict = RS.seeds_needed(FINAL[A]["hq2500"], FINAL[B]["hq2500"], alpha=0.05 / 6)
+    assert hq["seeds_needed_80pct_power"] == strict > RS.seeds_needed(FINAL[A]["hq2500"], FINAL[B]["hq2500"]) > 100
     assert by["λ = 0: |∇D| ≠ 1"]["verdicts_along_training"] == "not a test not a test"
     page = (out / "README.md").read_text()
     assert "### Where the question resolves" in page and "point 2 of 2 (100% of the budget)" in page
@@ -606,9 +610,9 @@ def test_truncate_keeps_each_trials_first_points_whatever_its_steps():
             "value": range(8),
         }
     )
-    one = C.truncate(df, 1)
+    one = RS.truncate(df, 1)
     assert sorted(one["step"]) == [10, 10, 50, 50]  # b's first point is at step 50 (its own budget)
-    assert len(C.truncate(df, 2)) == 8
+    assert len(RS.truncate(df, 2)) == 8
 
 
 def test_drop_is_the_largest_fall_from_the_best_so_far():

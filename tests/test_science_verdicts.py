@@ -5,6 +5,7 @@ the mutants ``make mutants`` found alive in the verdict code."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -117,26 +118,26 @@ def test_convergence_by_hand():
         for st, v in zip((10, 20), vals)
     ]
     c = C.convergence(_df(rows), "A", "fid1k_test")
-    assert c["delta"] == pytest.approx(-11 / 3) and c["spread"] == pytest.approx(1.0) and c["points"] == 2
-    assert c["moving"] and c["improving"]  # FID fell by more than the seed spread: still improving
+    assert c.delta == pytest.approx(-11 / 3) and c.spread == pytest.approx(1.0) and c.points == 2
+    assert c.moving and c.improving  # FID fell by more than the seed spread: still improving
     up = [(v, s, st, "modes2500", x) for v, s, st, _, x in rows]
     c = C.convergence(_df(up), "A", "modes2500")
-    assert c["moving"] and not c["improving"]  # modes fell: moving, the wrong way
+    assert c.moving and not c.improving  # modes fell: moving, the wrong way
     flat = [
         ("A", s, st, "fid1k_test", v)
         for s, vals in ((0, (5.0, 5.5)), (1, (4.0, 3.0)), (2, (6.0, 6.5)))
         for st, v in zip((10, 20), vals)
     ]
     c = C.convergence(_df(flat), "A", "fid1k_test")
-    assert c["delta"] == pytest.approx(0.0) and not c["moving"] and not c["improving"]
+    assert c.delta == pytest.approx(0.0) and not c.moving and not c.improving
     one = C.convergence(_df([("A", 0, 10, "fid1k_test", 3.0)]), "A", "fid1k_test")
-    assert math.isnan(one["delta"]) and not one["moving"] and one["points"] == 1
+    assert math.isnan(one.delta) and not one.moving and one.points == 1
     single_seed = C.convergence(
         _df([("A", 0, 10, "fid1k_test", 3.0), ("A", 0, 20, "fid1k_test", 2.0)]), "A", "fid1k_test"
     )
-    assert single_seed["spread"] == 0.0 and single_seed["improving"]
+    assert single_seed.spread == 0.0 and single_seed.improving
     inf = C.convergence(_df([("A", 0, 10, "rkl2500", math.inf), ("A", 0, 20, "rkl2500", math.inf)]), "A", "rkl2500")
-    assert math.isnan(inf["delta"]) and not inf["moving"]
+    assert math.isnan(inf.delta) and not inf.moving
 
 
 def _seeds(arm_values, metric="fid1k_test", step=100):
@@ -153,25 +154,25 @@ def test_decide_supported_contradicted_and_unresolved_by_hand():
     good, bad, vague = C.decide([_claim(), _claim(expect="worse"), _claim(vs=("N",))], df, ["A", "B", "N"])
     w = C.welch([1.0, 1.2, 0.9], [5.0, 5.5, 4.8])
     wn = C.welch([1.0, 1.2, 0.9], [1.1, 5.2, 0.7])
-    assert good["metric"] == "fid1k_test"  # the claim's base name resolved to the recorded score
-    assert good["verdict"] == C.SUPPORTED and good["p"] == pytest.approx(w.p) and good["direction_ok"]
-    assert bad["verdict"] == C.CONTRADICTED and bad["p"] == pytest.approx(w.p) and not bad["direction_ok"]
-    assert vague["verdict"] == C.UNRESOLVED
+    assert good.metric == "fid1k_test"  # the claim's base name resolved to the recorded score
+    assert good.verdict == C.SUPPORTED and good.p == pytest.approx(w.p) and good.direction_ok
+    assert bad.verdict == C.CONTRADICTED and bad.p == pytest.approx(w.p) and not bad.direction_ok
+    assert vague.verdict == C.UNRESOLVED
     ps = sorted([w.p, w.p, wn.p])
-    assert good["p_holm"] == pytest.approx(min(1.0, 3 * ps[0]))  # Holm over the page's three tested claims
-    assert vague["p_holm"] == pytest.approx(min(1.0, max(3 * ps[0], 2 * ps[1], ps[2])))
-    assert vague["reason"].startswith("Holm-adjusted p = ") and "α = 0.05" in vague["reason"]
-    assert [c.other for c in good["comparisons"]] == ["B"] and good["comparisons"][0].diff == pytest.approx(w.diff)
+    assert good.p_holm == pytest.approx(min(1.0, 3 * ps[0]))  # Holm over the page's three tested claims
+    assert vague.p_holm == pytest.approx(min(1.0, max(3 * ps[0], 2 * ps[1], ps[2])))
+    assert vague.reason.startswith("Holm-adjusted p = ") and "α = 0.05" in vague.reason
+    assert [c.other for c in good.comparisons] == ["B"] and good.comparisons[0].diff == pytest.approx(w.diff)
 
 
 def test_decide_against_all_others_takes_the_weakest_comparison():
     df = _seeds({"A": [1.0, 1.1, 0.9], "B": [5.0, 5.5, 4.8], "C": [2.0, 2.2, 1.9]})
     (row,) = C.decide([_claim(vs=())], df, ["A", "B", "C"])
     ps = [C.welch([1.0, 1.1, 0.9], v).p for v in ([5.0, 5.5, 4.8], [2.0, 2.2, 1.9])]
-    assert [c.other for c in row["comparisons"]] == ["B", "C"] and row["p"] == pytest.approx(max(ps))
+    assert [c.other for c in row.comparisons] == ["B", "C"] and row.p == pytest.approx(max(ps))
     df = _seeds({"A": [1.0, 1.1, 0.9], "B": [5.0, 5.5, 4.8], "C": [0.2, 0.3, 0.1]})
     (row,) = C.decide([_claim(vs=())], df, ["A", "B", "C"])
-    assert row["direction_ok"] is False and row["p"] == pytest.approx(C.welch([1.0, 1.1, 0.9], [0.2, 0.3, 0.1]).p)
+    assert row.direction_ok is False and row.p == pytest.approx(C.welch([1.0, 1.1, 0.9], [0.2, 0.3, 0.1]).p)
 
 
 def test_decide_reasons_when_no_test_can_run():
@@ -190,13 +191,13 @@ def test_decide_reasons_when_no_test_can_run():
         ["A", "B", "I", "Z", "Z2"],
     )
     unknown, missing, few, nonfinite, flat, construct = rows
-    assert unknown["metric"] == "kid" and "'kid' is not among the recorded scores" in unknown["reason"]
-    assert missing["reason"] == "no scores for Q"
-    assert few["reason"] == "fewer than 3 seeds (B: 2)"
-    assert nonfinite["reason"] == "non-finite values, a mean is undefined (I: ∞ (1 of 3 seeds))"
-    assert flat["reason"] == "no spread over seeds in either arm: the test is undefined"
-    assert construct["verdict"] == C.NOT_A_TEST and construct["reason"].startswith("holds by construction")
-    assert all(r["verdict"] == C.UNRESOLVED for r in rows[:5]) and all(math.isnan(r["p"]) for r in rows)
+    assert unknown.metric == "kid" and "'kid' is not among the recorded scores" in unknown.reason
+    assert missing.reason == "no scores for Q"
+    assert few.reason == "fewer than 3 seeds (B: 2)"
+    assert nonfinite.reason == "non-finite values, a mean is undefined (I: ∞ (1 of 3 seeds))"
+    assert flat.reason == "no spread over seeds in either arm: the test is undefined"
+    assert construct.verdict == C.NOT_A_TEST and construct.reason.startswith("holds by construction")
+    assert all(r.verdict == C.UNRESOLVED for r in rows[:5]) and all(math.isnan(r.p) for r in rows)
 
 
 def test_decide_with_the_bootstrap_and_a_still_improving_arm():
@@ -208,8 +209,8 @@ def test_decide_with_the_bootstrap_and_a_still_improving_arm():
     rows += [("B", s, 100, "fid1k_test", v) for s, v in enumerate([5.0, 5.5, 4.8])]
     (row,) = C.decide([_claim(test="bootstrap")], _df(rows), ["A", "B"])
     b = C.bootstrap([1.0, 1.2, 0.9], [5.0, 5.5, 4.8])
-    assert row["p"] == pytest.approx(b.p) and row["verdict"] == C.SUPPORTED
-    assert row["still_improving"] == ["A"] and row["reason"].endswith("still improving at the end of the budget: A")
+    assert row.p == pytest.approx(b.p) and row.verdict == C.SUPPORTED
+    assert row.still_improving == ("A",) and row.reason.endswith("still improving at the end of the budget: A")
 
 
 def test_resolve_metric_exact_then_by_base():
@@ -239,12 +240,21 @@ def test_decide_at_an_evaluation_point_and_lists_every_arm_in_its_reasons():
         for st, v in zip((50, 100), vals)
     ]
     half, final = C.decide([_claim(at="0.5"), _claim()], _df(rows), ["A", "B"], eval_at=[0.5, 1.0])
-    assert half["verdict"] == C.SUPPORTED and final["verdict"] == C.CONTRADICTED
-    assert half["values"]["A"].to_dict() == {0: 1.0, 1: 1.2, 2: 0.9}
+    assert half.verdict == C.SUPPORTED and final.verdict == C.CONTRADICTED
+    assert half.values["A"].to_dict() == {0: 1.0, 1: 1.2, 2: 0.9}
     df = _seeds({"A": [1.0, 1.2, 0.9], "B": [5.0, 5.5], "D": [2.0]})
     few, missing = C.decide([_claim(vs=("B", "D")), _claim(vs=("Q", "R"))], df, ["A", "B", "D"])
-    assert few["reason"] == "fewer than 3 seeds (B: 2; D: 1)" and missing["reason"] == "no scores for Q, R"
-    assert set(few) >= {"claim", "metric", "values", "comparisons", "p", "p_holm", "reason", "verdict"}
+    assert few.reason == "fewer than 3 seeds (B: 2; D: 1)" and missing.reason == "no scores for Q, R"
+    assert {f.name for f in dataclasses.fields(few)} >= {
+        "claim",
+        "metric",
+        "values",
+        "comparisons",
+        "p",
+        "p_holm",
+        "reason",
+        "verdict",
+    }
 
 
 def test_bootstrap_resamples_the_other_arm_too_and_its_interval_is_the_95_percent_one():
@@ -274,21 +284,19 @@ def test_decide_joins_every_arm_and_goes_on_after_a_claim_by_construction():
     construct, both, bad = C.decide(
         [_claim(by_construction="same trial"), _claim(), _claim(vs=("I", "J"))], _df(rows), ["A", "B", "I", "J"]
     )
-    assert construct["verdict"] == C.NOT_A_TEST and both["verdict"] == C.SUPPORTED
-    assert both["still_improving"] == ["A", "B"]
-    assert both["reason"] == "still improving at the end of the budget: A, B"
-    assert bad["reason"].startswith(
-        "non-finite values, a mean is undefined (I: ∞ (1 of 3 seeds); J: nan (2 of 3 seeds))"
-    )
-    assert bad["reason"].endswith("; still improving at the end of the budget: A")
+    assert construct.verdict == C.NOT_A_TEST and both.verdict == C.SUPPORTED
+    assert both.still_improving == ("A", "B")
+    assert both.reason == "still improving at the end of the budget: A, B"
+    assert bad.reason.startswith("non-finite values, a mean is undefined (I: ∞ (1 of 3 seeds); J: nan (2 of 3 seeds))")
+    assert bad.reason.endswith("; still improving at the end of the budget: A")
 
 
 def test_decide_spread_claims_keep_the_raw_values():
     df = _seeds({"A": [1.0, 1.1, 0.9, 1.0], "B": [1.0, 5.0, -3.0, 1.0]})
     (row,) = C.decide([_claim(of="spread", expect="lower", metric="fid")], df, ["A", "B"])
-    assert row["spread_of"]["B"].tolist() == [1.0, 5.0, -3.0, 1.0]
-    assert row["values"]["B"].tolist() == [0.0, 4.0, 4.0, 0.0]  # |value - median|
-    assert row["verdict"] in (C.SUPPORTED, C.UNRESOLVED) and row["comparisons"][0].diff < 0
+    assert row.spread_of["B"].tolist() == [1.0, 5.0, -3.0, 1.0]
+    assert row.values["B"].tolist() == [0.0, 4.0, 4.0, 0.0]  # |value - median|
+    assert row.verdict in (C.SUPPORTED, C.UNRESOLVED) and row.comparisons[0].diff < 0
 
 
 def test_unknown_scores_have_no_direction():

@@ -15,6 +15,7 @@ from benchmark.evaluation.scores import direction, metric_base
 from benchmark.regress.compare import fmt, gated, is_num
 from benchmark.regress.env import EVALUATOR_KEYS, env_difference, short
 from benchmark.regress.suite import SuiteRun
+from benchmark.study.formatting import of_seeds
 
 FORMAT = 1
 
@@ -161,7 +162,7 @@ def tolerance(values: Sequence[float], base_value: float, metric: str) -> Tuple[
         "nonfinite": n_bad,
     }
     if 0 < n_bad < len(values):
-        return math.inf, {**spread, "note": f"non-finite on {n_bad} of {len(values)} seeds: not gated"}
+        return math.inf, {**spread, "note": f"non-finite on {of_seeds(n_bad, len(values))}: not gated"}
     return max(K_SIGMA * std, floor), spread
 
 

@@ -111,9 +111,45 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
 
 
+@dataclass(frozen=True)
+class Gate:
+    """What the gate knows before it runs anything: the suite, the baseline, what is skipped and why, the
+    evaluators and the environment (everything that can fail as bad input has been checked)."""
+
+    suite: Suite
+    sfile: Path  # the suite's spec file
+    baseline: Path
+    create: str  # the command that writes this baseline (named in messages)
+    old: Optional[Dict[str, Any]]  # the baseline; None when there is none (or --update and it is unreadable)
+    data_root: Optional[str]
+    missing: Dict[str, str]  # dataset -> why it is not here
+    skipped: Dict[str, str]  # trial id -> why
+    evaluators: Dict[str, Dict[str, Any]]
+    environment: Dict[str, Any]
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     t_start = time.time()
     _check_flags(args)
+    g = _prepare(args)
+    with _workdir(args.keep) as work_dir:
+        work = Path(work_dir)
+        run = _run(args, g, work)
+        rows = _compare(args, g, run, work)
+        c = counts(rows)
+        elapsed = time.time() - t_start
+        if args.junit:
+            io.write_text(
+                args.junit, junit_xml(rows, g.sfile.stem, elapsed, g.environment, trial_seconds(work / "suite"))
+            )
+        if args.update:
+            return _update(run, _update_options(args, g, work))
+    return _summary(args, g, rows, c, elapsed)
+
+
+def _prepare(args: argparse.Namespace) -> Gate:
+    """Load the suite and the baseline, find what cannot run here, check models and evaluators: before any
+    training (a missing evaluator or a user model that does not import is one line)."""
     sfile = suite_path(args.suite)
     bpath = Path(args.baseline) if args.baseline else default_baseline(sfile)
     create = (
@@ -163,62 +199,63 @@ def cmd_regress(args: argparse.Namespace) -> int:
                 f"note: baseline '{bpath}' was made in another environment ({'; '.join(diff)}); scores may move "
                 "for that reason alone; comparing anyway"
             )
+    return Gate(suite, sfile, bpath, create, old, data_root, missing, skipped, evs, env)
 
-    # a variant is dropped when its dataset is missing (then every seed of it is skipped)
-    run_spec = suite.without_datasets(list(missing))
-    n_run = sum(1 for t in ts if t.config.dataset not in missing)
-    progress = not args.quiet
-    with _workdir(args.keep) as work_dir:
-        work = Path(work_dir)
-        if run_spec is not None and n_run:
-            print(
-                f"running {n_run} trial(s) of suite '{sfile}' afresh in '{work}' ({args.workers} worker(s), "
-                f"1 thread each, deterministic)",
-                flush=True,
-            )
-            run = run_suite(run_spec, work / "suite", data_root, args.workers, progress, suite.multi_seed)
-        else:
-            run = SuiteRun({}, {}, 0.0)
-        rows, notes = compare(old or {"trials": {}}, run, skipped, selected)
-        secs = trial_seconds(work / "suite")
-        if old is not None and not args.update:
-            gone = [t for t in old["trials"] if t not in suite.all_ids]
-            if gone:
-                notes.append(
-                    f"the baseline holds trials the suite no longer has ({', '.join(gone)}); --update drops them"
-                )
-        for n in notes:
-            print(f"note: {n}")
-        if old is not None:
-            print(table(rows, brief=args.brief or args.update))
-        c = counts(rows)
-        elapsed = time.time() - t_start
-        if args.junit:
-            io.write_text(args.junit, junit_xml(rows, sfile.stem, elapsed, env, secs))
-        if args.update:
-            command = (
-                "ganbench regress " + " ".join(sys.argv[2:])
-                if len(sys.argv) > 2 and sys.argv[1] == "regress"
-                else f"ganbench regress --suite {args.suite} --update"
-                + (f" --calibrate {args.calibrate}" if args.calibrate else "")
-            )
-            return _update(
-                run,
-                UpdateOptions(
-                    suite=suite,
-                    baseline=bpath,
-                    old=old,
-                    calibrate=args.calibrate,
-                    command=command,
-                    skipped=skipped,
-                    evaluators=evs,
-                    environment=env,
-                    work=work,
-                    data_root=data_root,
-                    workers=args.workers,
-                    progress=progress,
-                ),
-            )
+
+def _run(args: argparse.Namespace, g: Gate, work: Path) -> SuiteRun:
+    """The suite's trials afresh in ``work`` (a variant is dropped when its dataset is missing: then every seed
+    of it is skipped)."""
+    run_spec = g.suite.without_datasets(list(g.missing))
+    n_run = sum(1 for t in g.suite.trials if t.config.dataset not in g.missing)
+    if run_spec is None or not n_run:
+        return SuiteRun({}, {}, 0.0)
+    print(
+        f"running {n_run} trial(s) of suite '{g.sfile}' afresh in '{work}' ({args.workers} worker(s), "
+        f"1 thread each, deterministic)",
+        flush=True,
+    )
+    return run_suite(run_spec, work / "suite", g.data_root, args.workers, not args.quiet, g.suite.multi_seed)
+
+
+def _compare(args: argparse.Namespace, g: Gate, run: SuiteRun, work: Path) -> List[Any]:
+    """Each score of the run against the baseline; prints the notes and (with a baseline) the table."""
+    rows, notes = compare(g.old or {"trials": {}}, run, g.skipped, g.suite.ids)
+    if g.old is not None and not args.update:
+        gone = [t for t in g.old["trials"] if t not in g.suite.all_ids]
+        if gone:
+            notes.append(f"the baseline holds trials the suite no longer has ({', '.join(gone)}); --update drops them")
+    for n in notes:
+        print(f"note: {n}")
+    if g.old is not None:
+        print(table(rows, brief=args.brief or args.update))
+    return rows
+
+
+def _update_options(args: argparse.Namespace, g: Gate, work: Path) -> UpdateOptions:
+    command = (
+        "ganbench regress " + " ".join(sys.argv[2:])
+        if len(sys.argv) > 2 and sys.argv[1] == "regress"
+        else f"ganbench regress --suite {args.suite} --update"
+        + (f" --calibrate {args.calibrate}" if args.calibrate else "")
+    )
+    return UpdateOptions(
+        suite=g.suite,
+        baseline=g.baseline,
+        old=g.old,
+        calibrate=args.calibrate,
+        command=command,
+        skipped=g.skipped,
+        evaluators=g.evaluators,
+        environment=g.environment,
+        work=work,
+        data_root=g.data_root,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
+
+
+def _summary(args: argparse.Namespace, g: Gate, rows: List[Any], c: Dict[str, int], elapsed: float) -> int:
+    """The gate's verdict line, the regressions by trial, how to accept improvements; 1 when it fails."""
     plural = {"REGRESSION": "regression", "improvement": "improvement", "error": "error"}
     summary = ", ".join(
         f"{c[k]} {plural.get(k, k)}{'s' if k in plural and c[k] != 1 else ''}"
@@ -227,8 +264,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
     )
     failed = any(r.fails for r in rows)
     print(
-        f"regress {sfile.stem}: {'FAILED' if failed else 'passed'}: {summary or 'nothing compared'} "
-        f"({elapsed:.0f} s; baseline {bpath})"
+        f"regress {g.sfile.stem}: {'FAILED' if failed else 'passed'}: {summary or 'nothing compared'} "
+        f"({elapsed:.0f} s; baseline {g.baseline})"
     )
     if c.get("REGRESSION"):
         by: Dict[str, List[str]] = {}
@@ -240,7 +277,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
             + "; ".join(f"{t} ({', '.join(ms) if len(ms) <= 4 else f'{len(ms)} scores'})" for t, ms in by.items())
         )
     if c.get("improvement") and not failed:
-        print(f"improvements beyond tolerance: accept them with '{create}'")
+        print(f"improvements beyond tolerance: accept them with '{g.create}'")
     if args.junit:
         print(f"junit: {args.junit}")
     return 1 if failed else 0

@@ -32,13 +32,18 @@ has the expected sign. The claims of one page are Holm-corrected together; at α
 * **contradicted**: Holm-adjusted p < α with a difference of the opposite sign;
 * **not resolved**: otherwise, and always with fewer than 3 seeds in an arm or a non-finite value (an
   ∞ is reported as such, never averaged).
+
+``decide`` returns one ``Decision`` per claim, the same fields whatever path it took; a verdict that is no
+test's outcome (by construction) keeps ``p`` NaN and says why in ``reason``. Where along training the
+verdict settles, and the seeds an unresolved claim would need: ``resolution.py``; the claims' tables:
+``tables.py`` (CSV) and ``render.py`` (Markdown).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -47,6 +52,8 @@ from scipy import stats
 
 from benchmark.errors import UserError, did_you_mean
 from benchmark.evaluation.scores import declared, direction, metric_base, resolve
+from benchmark.study.formatting import nonfinite_text, p_value
+from benchmark.study.stats import seed_sd
 
 ALPHA = 0.05
 MIN_SEEDS = 3
@@ -60,6 +67,7 @@ OF = ("value", "spread")
 REFERENCE_KEYS = ("arm", "method", "data", "metric", "value", "spread", "statistic", "trials", "source", "caveat")
 STATISTICS = ("mean ± sd", "mean ± se", "mean")
 SUPPORTED, CONTRADICTED, UNRESOLVED, NOT_A_TEST = "supported", "contradicted", "not resolved", "not a test"
+VERDICTS = (SUPPORTED, CONTRADICTED, UNRESOLVED, NOT_A_TEST)
 
 
 @dataclass(frozen=True)
@@ -342,13 +350,19 @@ def per_seed(df: pd.DataFrame, arm: str, metric: str, at: str = "final", eval_at
     return pd.Series(out, dtype=float).sort_index()
 
 
-def convergence(df: pd.DataFrame, arm: str, metric: str) -> Dict[str, Any]:
-    """Does ``metric`` still move for ``arm`` between its last two evaluation points by more than its seed spread?
+@dataclass(frozen=True)
+class Convergence:
+    """Does a score still move for an arm between its last two evaluation points by more than its seed spread?"""
 
-    Returns {delta, spread, moving, improving, points}: delta is the mean over seeds of (last − previous);
-    spread the sample standard deviation over seeds at the last point (0 with one seed); ``improving`` when it
-    moves in the score's better direction (for scores without one: when it moves).
-    """
+    delta: float  # the mean over seeds of (last − previous); NaN with one point or a non-finite value
+    spread: float  # the sample sd over seeds at the last point (0 with one seed)
+    moving: bool  # |delta| > spread
+    improving: bool  # moving in the score's better direction (for a score without one: moving)
+    points: int  # evaluation points of the arm's longest seed
+
+
+def convergence(df: pd.DataFrame, arm: str, metric: str) -> Convergence:
+    """``metric``'s change for ``arm`` between its last two evaluation points against its seed spread."""
     sub = df[(df["variant"] == arm) & (df["metric"] == metric)]
     deltas, finals, points = [], [], 0
     for _, s in sub.groupby("seed"):
@@ -357,266 +371,120 @@ def convergence(df: pd.DataFrame, arm: str, metric: str) -> Dict[str, Any]:
         if len(s) >= 2:
             last2 = s["value"].to_numpy(float)[-2:]
             if not np.isfinite(last2).all():  # ∞ - ∞ is no change we can measure
-                return {"delta": math.nan, "spread": math.nan, "moving": False, "improving": False, "points": len(s)}
+                return Convergence(math.nan, math.nan, False, False, len(s))
             deltas.append(float(last2[1] - last2[0]))
             finals.append(float(last2[1]))
     if not deltas:
-        return {"delta": math.nan, "spread": math.nan, "moving": False, "improving": False, "points": points}
+        return Convergence(math.nan, math.nan, False, False, points)
     delta = float(np.mean(deltas))
-    spread = float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0
+    spread = seed_sd(finals) if len(finals) > 1 else 0.0
     moving = abs(delta) > spread
     d = metric_direction(metric)
     improving = moving and (d == 0 or d * delta > 0)
-    return {"delta": delta, "spread": spread, "moving": moving, "improving": improving, "points": points}
+    return Convergence(delta, spread, moving, improving, points)
 
 
 # ------------------------------------------------------------------------------------------------
 # deciding a page's claims
 
 
-def _finite(v: pd.Series) -> bool:
-    return bool(np.isfinite(v.to_numpy(float)).all())
+@dataclass(frozen=True, eq=False)
+class Decision:
+    """A claim decided over seeds: the same fields whatever path the decision took.
 
+    ``verdict`` is one of VERDICTS and ``reason`` says why (empty for a clean supported or contradicted);
+    a verdict that is not a test's (by construction; later: ill-posed, not decidable) leaves ``p`` NaN.
+    """
 
-def _nonfinite_text(v: pd.Series) -> str:
-    a = v.to_numpy(float)
-    k = int((~np.isfinite(a)).sum())
-    sym = "∞" if np.isinf(a).any() else "nan"
-    return f"{sym} ({k} of {len(a)} seeds)"
+    claim: Claim
+    metric: str  # the recorded score the claim's metric resolved to (the claim's own name when none did)
+    verdict: str = UNRESOLVED
+    reason: str = ""
+    values: Mapping[str, pd.Series] = field(default_factory=dict)  # per arm (the claim's first): what is compared
+    spread_of: Mapping[str, pd.Series] = field(default_factory=dict)  # of: spread: the values the deviations are of
+    comparisons: Tuple[Comparison, ...] = ()  # the arm against each arm of vs
+    p: float = math.nan  # the claim's p before Holm (against several arms: the largest); NaN: not tested
+    p_holm: float = math.nan  # Holm-adjusted over the page's tested claims
+    direction_ok: Optional[bool] = None  # every difference has the expected sign; None: no test ran
+    still_improving: Tuple[str, ...] = ()  # arms of the claim whose score still improves at the end
+
+    @property
+    def tested(self) -> bool:
+        return self.p == self.p
 
 
 def decide(
     claims: Sequence[Claim], df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float] = ()
-) -> List[Dict[str, Any]]:
+) -> List[Decision]:
     """Each claim's comparisons, p (raw and Holm-adjusted over the page's tested claims) and verdict.
 
     ``df``: the long table (variant, seed, step, metric, value) of the study's records.
     """
-    rows: List[Dict[str, Any]] = []
-    for c in claims:
-        metric = resolve_metric(df, c.metric)
-        row: Dict[str, Any] = {
-            "claim": c,
-            "metric": metric or c.metric,
-            "values": {},
-            "comparisons": [],
-            "p": math.nan,
-            "reason": "",
-            "still_improving": [],
-        }
-        others = c.others(arms)
-        if metric is not None:
-            row["values"] = vals = {a: per_seed(df, a, metric, c.at, eval_at) for a in [c.arm, *others]}
-            if c.of == "spread":  # Brown–Forsythe: the test compares mean absolute deviations from each arm's median
-                vals = {a: (v - v.median()).abs() for a, v in vals.items()}
-                row["spread_of"], row["values"] = row["values"], vals
-        if c.by_construction:  # shown beside its values, never tested
-            row["reason"] = f"holds by construction ({c.by_construction}); not a test"
-            row["verdict"] = NOT_A_TEST
-            rows.append(row)
-            continue
-        if metric is None:
-            row["reason"] = f"'{c.metric}' is not among the recorded scores"
-            rows.append(row)
-            continue
-        missing = [a for a, v in vals.items() if v.empty]
-        few = [f"{a}: {len(v)}" for a, v in vals.items() if 0 < len(v) < MIN_SEEDS]
-        bad = [f"{a}: {_nonfinite_text(v)}" for a, v in vals.items() if len(v) and not _finite(v)]
-        if missing:
-            row["reason"] = "no scores for " + ", ".join(missing)
-        elif few:
-            row["reason"] = f"fewer than {MIN_SEEDS} seeds ({'; '.join(few)})"
-        elif bad:
-            row["reason"] = "non-finite values, a mean is undefined (" + "; ".join(bad) + ")"
-        else:
-            test = welch if c.test == "welch" else bootstrap
-            comps = []
-            for o in others:
-                r = test(vals[c.arm].to_numpy(), vals[o].to_numpy())
-                comps.append(Comparison(o, r.diff, r.lo, r.hi, r.p))
-            row["comparisons"] = comps
-            if any(x.p != x.p for x in comps):
-                row["reason"] = "no spread over seeds in either arm: the test is undefined"
-            elif all(np.sign(x.diff) == c.sign for x in comps):
-                row["p"], row["direction_ok"] = max(x.p for x in comps), True
-            else:
-                wrong = [x.p for x in comps if np.sign(x.diff) != c.sign]
-                row["p"], row["direction_ok"] = min(wrong), False
-        for a in [c.arm, *others]:
-            if a in vals and convergence(df, a, metric)["improving"]:
-                row["still_improving"].append(a)
-        rows.append(row)
-    adj = holm([r["p"] for r in rows])
-    for r, pa in zip(rows, adj):
-        r["p_holm"] = pa
-        if r.get("verdict") == NOT_A_TEST:
-            continue
-        if pa == pa and pa < ALPHA:
-            r["verdict"] = SUPPORTED if r.get("direction_ok") else CONTRADICTED
-        else:
-            r["verdict"] = UNRESOLVED
-            if pa == pa and not r["reason"]:
-                r["reason"] = f"Holm-adjusted p = {_p(pa)} ≥ α = {ALPHA}"
-        if r["still_improving"]:
-            r["reason"] = "; ".join(
-                x
-                for x in (r["reason"], "still improving at the end of the budget: " + ", ".join(r["still_improving"]))
-                if x
-            )
-    return rows
+    drafts = [_draft(c, df, arms, eval_at) for c in claims]
+    return [_verdict(d, pa) for d, pa in zip(drafts, holm([d.p for d in drafts]))]
 
 
-# ------------------------------------------------------------------------------------------------
-# where along training the question resolves, and what an unresolved one would need
-
-POWER = 0.8  # the power asked of a future run in seeds_needed
-MAX_SEEDS_NEEDED = 1000
-
-
-def truncate(df: pd.DataFrame, k: int) -> pd.DataFrame:
-    """Each trial's records at its first ``k`` evaluation points (ranked by step within variant and seed), so a
-    claim can be decided as if the budget had ended there; arms with other step counts stay comparable."""
-    if df.empty:
-        return df
-    rank = df.groupby(["variant", "seed"])["step"].rank(method="dense")
-    return df[rank <= k]
-
-
-def along_training(
-    claims: Sequence[Claim], df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float] = ()
-) -> List[List[str]]:
-    """Per claim, its verdict (Holm over the page, as in ``decide``) had the budget ended at each evaluation
-    point in turn: ``[[verdict at point 1, ..., at the last point], ...]``."""
-    points = int(df.groupby(["variant", "seed"])["step"].nunique().max()) if not df.empty else 0
-    out: List[List[str]] = [[] for _ in claims]
-    for k in range(1, points + 1):
-        # a claim 'at: 0.5' asks for one fixed point: it has no verdict before the budget reaches it
-        rows = decide(claims, truncate(df, k), arms, eval_at) if k < points else decide(claims, df, arms, eval_at)
-        for i, r in enumerate(rows):
-            out[i].append(r["verdict"])
-    return out
+def _draft(c: Claim, df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float]) -> Decision:
+    """A claim's values, comparisons and p, before the page's Holm correction gives it a verdict."""
+    metric = resolve_metric(df, c.metric)
+    others = c.others(arms)
+    values: Dict[str, pd.Series] = {}
+    spread_of: Dict[str, pd.Series] = {}
+    if metric is not None:
+        values = {a: per_seed(df, a, metric, c.at, eval_at) for a in [c.arm, *others]}
+        if c.of == "spread":  # Brown–Forsythe: the test compares mean absolute deviations from each arm's median
+            spread_of, values = values, {a: (v - v.median()).abs() for a, v in values.items()}
+    d = Decision(c, metric or c.metric, values=values, spread_of=spread_of)
+    if c.by_construction:  # shown beside its values, never tested
+        return replace(d, verdict=NOT_A_TEST, reason=f"holds by construction ({c.by_construction}); not a test")
+    if metric is None:
+        return replace(d, reason=f"'{c.metric}' is not among the recorded scores")
+    d = _test(d, others)
+    improving = tuple(a for a in [c.arm, *others] if a in values and convergence(df, a, metric).improving)
+    return replace(d, still_improving=improving)
 
 
-def resolved_from(verdicts: Sequence[str]) -> Optional[int]:
-    """The first evaluation point (1-based) from which the verdict is supported or contradicted and stays so to
-    the end of the budget; None when the last verdict is neither."""
-    if not verdicts or verdicts[-1] not in (SUPPORTED, CONTRADICTED):
-        return None
-    k = len(verdicts)
-    while k > 1 and verdicts[k - 2] == verdicts[-1]:
-        k -= 1
-    return k
+def _test(d: Decision, others: Sequence[str]) -> Decision:
+    """The claim's test over seeds, or why there is none (no scores, too few seeds, a non-finite value)."""
+    c, vals = d.claim, d.values
+    missing = [a for a, v in vals.items() if v.empty]
+    few = [f"{a}: {len(v)}" for a, v in vals.items() if 0 < len(v) < MIN_SEEDS]
+    bad = [f"{a}: {nonfinite_text(v)}" for a, v in vals.items() if len(v) and not _finite(v)]
+    if missing:
+        return replace(d, reason="no scores for " + ", ".join(missing))
+    if few:
+        return replace(d, reason=f"fewer than {MIN_SEEDS} seeds ({'; '.join(few)})")
+    if bad:
+        return replace(d, reason="non-finite values, a mean is undefined (" + "; ".join(bad) + ")")
+    test = welch if c.test == "welch" else bootstrap
+    comps = []
+    for o in others:
+        r = test(vals[c.arm].to_numpy(), vals[o].to_numpy())
+        comps.append(Comparison(o, r.diff, r.lo, r.hi, r.p))
+    d = replace(d, comparisons=tuple(comps))
+    if any(x.p != x.p for x in comps):
+        return replace(d, reason="no spread over seeds in either arm: the test is undefined")
+    if all(np.sign(x.diff) == c.sign for x in comps):
+        return replace(d, p=max(x.p for x in comps), direction_ok=True)
+    return replace(d, p=min(x.p for x in comps if np.sign(x.diff) != c.sign), direction_ok=False)
 
 
-def seeds_needed(a: Sequence[float], b: Sequence[float], power: float = POWER, alpha: float = ALPHA) -> float:
-    """Seeds per arm a two-sided two-sample t-test at ``alpha`` (a page of m claims: α / m, the strictest level
-    of Holm's procedure) would need for ``power`` if the observed
-    difference of means and the pooled standard deviation were the truth (noncentral t); nan when the observed
-    difference is 0 or undefined, inf beyond MAX_SEEDS_NEEDED. A planning figure, not a verdict."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return math.nan
-    sd = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
-    diff = abs(float(a.mean() - b.mean()))
-    if diff == 0:
-        return math.nan
-    if sd == 0:
-        return float(MIN_SEEDS)
-    d = diff / sd
-    for n in range(2, MAX_SEEDS_NEEDED + 1):
-        df_ = 2 * n - 2
-        t = stats.t.ppf(1 - alpha / 2, df_)
-        nc = d * math.sqrt(n / 2)
-        if stats.nct.sf(t, df_, nc) + stats.nct.cdf(-t, df_, nc) >= power:
-            return float(max(n, MIN_SEEDS))
-    return math.inf
+def _verdict(d: Decision, p_holm: float) -> Decision:
+    """The verdict at the page's Holm-adjusted p, and the reason it carries."""
+    if d.verdict == NOT_A_TEST:
+        return replace(d, p_holm=p_holm)
+    reason = d.reason
+    if p_holm == p_holm and p_holm < ALPHA:
+        verdict = SUPPORTED if d.direction_ok else CONTRADICTED
+    else:
+        verdict = UNRESOLVED
+        if p_holm == p_holm and not reason:
+            reason = f"Holm-adjusted p = {p_value(p_holm)} ≥ α = {ALPHA}"
+    if d.still_improving:
+        late = "still improving at the end of the budget: " + ", ".join(d.still_improving)
+        reason = "; ".join(x for x in (reason, late) if x)
+    return replace(d, verdict=verdict, reason=reason, p_holm=p_holm)
 
 
-def _p(p: float) -> str:
-    if p != p:
-        return "–"
-    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
-
-
-def _num(x: float) -> str:
-    if x != x:
-        return "–"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    mag = abs(x)
-    digits = 0 if mag >= 100 else 1 if mag >= 10 else 2 if mag >= 1 else 3
-    return f"{x:.{digits}f}"
-
-
-def _arm_values(v: pd.Series) -> str:
-    if v.empty:
-        return "–"
-    a = v.to_numpy(float)
-    per = ", ".join(_num(x) for x in a)
-    if not np.isfinite(a).all():
-        return f"{_nonfinite_text(v)} [{per}]"
-    sd = f" ± {_num(float(a.std(ddof=1)))}" if len(a) > 1 else ""
-    return f"{_num(float(a.mean()))}{sd} (n={len(a)}: {per})"
-
-
-def to_markdown(rows: Sequence[Dict[str, Any]]) -> str:
-    """The claims table: statement, what is compared, per-seed values, difference [95 % CI], p, verdict."""
-    head = (
-        "| claim | metric (at) | test | arm (mean ± sd, per seed) | vs | difference arm − vs [95 % CI] "
-        "| p | p (Holm) | verdict | why |"
-    )
-    lines = [head, "| --- | --- | --- | --- | --- | --- | ---: | ---: | --- | --- |"]
-    for r in rows:
-        c: Claim = r["claim"]
-        vals = r["values"]
-        others = list(vals)[1:] if vals else (list(c.vs) or ["others"])
-        vs = "<br>".join(f"{o}: {_arm_values(vals[o])}" if o in vals else o for o in others)
-        diffs = (
-            "<br>".join(f"{_num(x.diff)} [{_num(x.lo)}, {_num(x.hi)}] (p {_p(x.p)})" for x in r["comparisons"]) or "–"
-        )
-        expect = f"{c.expect} (arm − vs {'<' if c.sign < 0 else '>'} 0)"
-        cells = [
-            c.text,
-            f"{r['metric']} ({c.at}), expected {expect}",
-            "–" if c.by_construction else c.test,
-            f"{c.arm}: {_arm_values(vals[c.arm]) if c.arm in vals else '–'}",
-            vs,
-            diffs,
-            _p(r["p"]),
-            _p(r.get("p_holm", math.nan)),
-            f"**{r['verdict']}**",
-            "; ".join(x for x in (r["reason"], c.note) if x) or "–",
-        ]
-        if c.of == "spread":
-            cells[1] = f"spread over seeds of {cells[1]} (per seed: |value − arm median|)"
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
-    return "\n".join(lines)
-
-
-def to_frame(rows: Sequence[Dict[str, Any]]) -> pd.DataFrame:
-    """One row per comparison (claims without one keep a row), for claims.csv."""
-    out = []
-    for r in rows:
-        c: Claim = r["claim"]
-        comps = r["comparisons"] or [None]
-        for x in comps:
-            out.append(
-                {
-                    "claim": c.text,
-                    "metric": r["metric"],
-                    "at": c.at,
-                    "arm": c.arm,
-                    "expect": c.expect,
-                    "test": c.test,
-                    "vs": x.other if x else ",".join(c.vs) or "others",
-                    "diff": x.diff if x else math.nan,
-                    "ci_low": x.lo if x else math.nan,
-                    "ci_high": x.hi if x else math.nan,
-                    "p_comparison": x.p if x else math.nan,
-                    "p_claim": r["p"],
-                    "p_holm": r.get("p_holm", math.nan),
-                    "verdict": r["verdict"],
-                    "why": r["reason"],
-                }
-            )
-    return pd.DataFrame(out)
+def _finite(v: pd.Series) -> bool:
+    return bool(np.isfinite(v.to_numpy(float)).all())

@@ -1,4 +1,4 @@
-"""Study kinds: what a trial of a study is, how it runs, and which report section shows it.
+"""Study kinds: what a trial of a study is, how it runs, and the page that shows it.
 
 A study's ``kind:`` names a class registered in ``KINDS``::
 
@@ -14,7 +14,9 @@ Each kind has a frozen ``Params`` dataclass (parsed with ``config.build``: an un
 * ``payload(trial, spec, data_root)``: what a worker needs (the resolved config as a dict: built once more,
   in the worker, and never again);
 * ``run(d, payload)``: the worker side, inside the runner's trial lock; ``status(d, payload)``;
-* ``report_sections(...)`` and ``records(...)``: its part of the page, built by ``study/report.py``.
+* ``page(records, tsne)``: its page (``StudyRecords -> Page``; ``table_file``: the per-trial table the
+  records load for it, if it writes one), built from the report stage's rooms (records, tables, render,
+  figures; the GAN page is ``gan_page.py``, the parallel-lines page ``parallel_lines_page.py``).
 
 Adding a kind is one class here; ``spec.py``, ``runner.py`` and ``report.py`` dispatch through ``KINDS``.
 """
@@ -22,92 +24,35 @@ Adding a kind is one class here; ``spec.py``, ``runner.py`` and ``report.py`` di
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import math
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from benchmark import io, rundir
-from benchmark.config import LIMITS, Limit, TrainConfig, build, make_config, semantic_dict, steps_for_epochs
+from benchmark.config import LIMITS, Limit, TrainConfig, build, make_config, steps_for_epochs
 from benchmark.data import DATASETS
 from benchmark.errors import UserError
 from benchmark.evaluation import diversity
 from benchmark.evaluation.metrics import METRICS, evaluator_info, family, resolve_metrics
 from benchmark.evaluation.runs import evaluate_run
 from benchmark.registry import Registry
-from benchmark.study import parallel_lines
+from benchmark.study import gan_page, parallel_lines, parallel_lines_page, store
+from benchmark.study.page import Page
+from benchmark.study.records import StudyRecords
+from benchmark.study.schema import Budget, StudySpec, Trial, check_budget, check_number
 from benchmark.train import pick_device, train
-
-if TYPE_CHECKING:  # spec.py imports this module: the annotation only
-    from benchmark.study.spec import StudySpec
 
 KINDS = Registry("study kind")
 
 MAX_TRIALS = 10_000  # a grid beyond this is a typo (an axis of 10^6 values), refused before anything runs
-TRIAL_FILE = "trial.json"
-FAILED_FILE = "failed.json"
-ATTEMPTS_FILE = "attempts.jsonl"
-RUN_DIR = "run"  # a GAN trial's run directory inside its trial directory
 TSNE_SAMPLES = 2000  # generated samples of a t-SNE panel (at most; fewer when the study scores fewer)
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One unit of work of a study: a variant at a seed. ``key`` (hash of what decides its numbers) names
-    its directory, so the same trial in two studies is trained once."""
-
-    variant: str
-    values: Dict[str, Any]
-    seed: int
-    key: str
-    kind: str = "gan"
-    config: Optional[TrainConfig] = None  # gan: the resolved training config (seed and budget included)
-    eval_steps: List[int] = field(default_factory=list)  # gan: the scored steps
-    params: Dict[str, Any] = field(default_factory=dict)  # other kinds: the resolved, typed params
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A study's (or one variant's) training budget: exactly one of the two."""
-
-    steps: Optional[int] = None  # generator steps
-    epochs: Optional[float] = None  # or passes over the training set (steps = ceil(epochs * N / batch))
-
-
-def check_budget(b: Budget) -> None:
-    """One line unless ``b`` names exactly one of steps or epochs, finite and in range (a study's or a
-    variant's budget)."""
-    if (b.steps is None) == (b.epochs is None):
-        raise UserError("'budget' needs exactly one of steps or epochs")
-    if b.steps is not None:
-        check_number("budget.steps", b.steps, LIMITS["steps"])
-    else:
-        check_number("budget.epochs", b.epochs, LIMITS["epochs"])
-
-
-def check_number(key: str, value: Any, limit: Limit, where: str = "") -> None:
-    """One line naming ``key`` (after ``where``) unless ``value`` is a finite number within ``limit``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not limit.holds(float(value)):
-        raise UserError(f"{where + ': ' if where else ''}'{key}' must be a finite number {limit.text()}, got {value!r}")
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def eval_schedule(steps: int, fractions: List[float]) -> Tuple[List[int], int]:
     """(scored steps, checkpoint_every): G is kept at the scored steps; a resumable checkpoint every 10 %."""
     return sorted({max(1, round(f * steps)) for f in fractions}), max(1, steps // 10)
-
-
-def attempt(d: Path, event: str, **kw: Any) -> None:
-    """Record in ``attempts.jsonl`` that the trial was actually trained or scored (not skipped)."""
-    io.append_jsonl(d / ATTEMPTS_FILE, [{"event": event, "time": time.time(), "pid": os.getpid(), **kw}])
 
 
 class StudyKind:
@@ -119,7 +64,7 @@ class StudyKind:
     class Params:
         pass
 
-    def params(self, spec: "StudySpec", where: str = "study") -> Any:
+    def params(self, spec: StudySpec, where: str = "study") -> Any:
         """The spec's ``params:`` as this kind's typed, checked ``Params`` (one line naming the key otherwise)."""
         try:
             names = [f.name for f in dataclasses.fields(self.Params)]
@@ -135,16 +80,16 @@ class StudyKind:
     def check_params(self, p: Any) -> None:
         pass
 
-    def check(self, spec: "StudySpec", where: str) -> List[Trial]:
+    def check(self, spec: StudySpec, where: str) -> List[Trial]:
         raise NotImplementedError
 
-    def trials(self, spec: "StudySpec", where: str = "study") -> List[Trial]:
+    def trials(self, spec: StudySpec, where: str = "study") -> List[Trial]:
         raise NotImplementedError
 
-    def preflight(self, spec: "StudySpec", ts: List[Trial]) -> None:
+    def preflight(self, spec: StudySpec, ts: List[Trial]) -> None:
         """What the trials need from this machine (e.g. evaluator weights), checked before anything runs."""
 
-    def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
+    def payload(self, trial: Trial, spec: StudySpec, data_root: Optional[str], report: bool) -> Dict[str, Any]:
         """``report``: the study's report follows, so also score what its figures read (e.g. t-SNE)."""
         raise NotImplementedError
 
@@ -154,20 +99,11 @@ class StudyKind:
     def status(self, d: Path, payload: Dict[str, Any]) -> str:
         raise NotImplementedError
 
-    def report_sections(
-        self,
-        index: Dict[str, Any],
-        spec: Dict[str, Any],
-        rep: Dict[str, Any],
-        root: Path,
-        out: Path,
-        tsne: Optional[bool],
-    ) -> List[str]:
-        raise NotImplementedError
+    table_file: Optional[str] = None  # a per-trial table the records load for the page (in the trial's folder)
 
-    def records(self, index: Dict[str, Any], root: Path) -> List[Dict[str, Any]]:
-        """The score records the page rests on (their evaluators and commits go in its provenance)."""
-        return []
+    def page(self, records: StudyRecords, tsne: Optional[bool] = None) -> Page:
+        """The kind's page from the study's records (``tsne``: show the t-SNE panels, overriding the spec)."""
+        raise NotImplementedError
 
 
 def kind(name: str):
@@ -179,13 +115,6 @@ def kind(name: str):
         return cls
 
     return deco
-
-
-def _report():
-    # report.py dispatches its page through KINDS, so this module cannot import it at the top (a cycle)
-    from benchmark.study import report
-
-    return report
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,7 +129,7 @@ class GanKind(StudyKind):
     class Params:  # none: a GAN study's trials are set by base, axes, variants, budget
         pass
 
-    def check(self, spec: "StudySpec", where: str) -> List[Trial]:
+    def check(self, spec: StudySpec, where: str) -> List[Trial]:
         def bad(msg: str) -> UserError:
             return UserError(f"{where}: {msg}")
 
@@ -234,7 +163,7 @@ class GanKind(StudyKind):
                 raise bad(f"'metrics': {e}") from None
         return ts
 
-    def trials(self, spec: "StudySpec", where: str = "study") -> List[Trial]:
+    def trials(self, spec: StudySpec, where: str = "study") -> List[Trial]:
         axis_keys = list(spec.axes)
         grid = [dict(zip(axis_keys, combo)) for combo in itertools.product(*(spec.axes[k] for k in axis_keys))]
         named = spec.variants or [{"name": "", "set": {}}]
@@ -258,7 +187,7 @@ class GanKind(StudyKind):
                     out.append(Trial(name, vals, seed, self.key(cfg), "gan", cfg, eval_steps))
         return out
 
-    def preflight(self, spec: "StudySpec", ts: List[Trial]) -> None:
+    def preflight(self, spec: StudySpec, ts: List[Trial]) -> None:
         for ds, cond in sorted({(t.config.dataset, t.config.conditional) for t in ts}):
             try:  # an evaluator that cannot be had fails here, not after the trials have trained
                 metrics = resolve_metrics(ds, spec.metrics, conditional=cond, run=True)
@@ -270,8 +199,8 @@ class GanKind(StudyKind):
 
     @staticmethod
     def key(cfg: TrainConfig) -> str:
-        """Hash of the resolved config (seed and budget included): the trial's directory name."""
-        return _hash(semantic_dict(cfg))
+        """The trial key of the resolved config (seed and budget included): the trial's directory name."""
+        return store.trial_key(cfg)
 
     @staticmethod
     def _budget(variant: Dict[str, Any], where: str) -> Any:
@@ -296,7 +225,7 @@ class GanKind(StudyKind):
             return budget.steps
         return steps_for_epochs(budget.epochs, DATASETS.get(cfg.dataset).num_train, cfg.batch_size)
 
-    def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
+    def payload(self, trial: Trial, spec: StudySpec, data_root: Optional[str], report: bool) -> Dict[str, Any]:
         cfg = trial.config.replace(data_root=data_root) if data_root else trial.config
         # the report's t-SNE panels (first seed of each arm, image data): scored here, under the trial's lock,
         # so the report only reads records and two studies on one store never both add one
@@ -317,11 +246,11 @@ class GanKind(StudyKind):
 
     def run(self, d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
         cfg = make_config(payload["config"])  # the worker's one build of the config the client resolved
-        run = d / RUN_DIR
-        if not (d / TRIAL_FILE).exists():
-            io.write_json(d / TRIAL_FILE, {"key": d.name, "config": cfg.to_dict()})
+        run = d / store.RUN_DIR
+        if not (d / store.TRIAL_FILE).exists():
+            io.write_json(d / store.TRIAL_FILE, {"key": d.name, "config": cfg.to_dict()})
         if not (run / rundir.DONE_FILE).exists():
-            attempt(d, "train", from_step=rundir.checkpoint_step(run), to_step=cfg.steps)
+            store.attempt(d, "train", from_step=rundir.checkpoint_step(run), to_step=cfg.steps)
             train(cfg, run, progress=False)
         before = len(io.read_jsonl(run / rundir.METRICS_FILE))
         evaluate_run(
@@ -345,21 +274,18 @@ class GanKind(StudyKind):
             )
         scored = len(io.read_jsonl(run / rundir.METRICS_FILE)) - before
         if scored:
-            attempt(d, "evaluate", records=scored)
+            store.attempt(d, "evaluate", records=scored)
         return {"checkpoints": rundir.list_checkpoints(run)}
 
     def status(self, d: Path, payload: Dict[str, Any]) -> str:
-        run = d / RUN_DIR
+        run = d / store.RUN_DIR
         if (run / rundir.DONE_FILE).exists():
             scored = {r.get("step") for r in io.read_jsonl(run / rundir.METRICS_FILE)}
             return "finished" if set(payload["eval_steps"]) <= scored else "partial"
         return "partial" if rundir.last_checkpoint_path(run).exists() else "missing"
 
-    def report_sections(self, index, spec, rep, root, out, tsne) -> List[str]:
-        return _report()._gan_sections(index, spec, rep, root, out, tsne)
-
-    def records(self, index, root) -> List[Dict[str, Any]]:
-        return _report().collect(index, root)[1]
+    def page(self, records: StudyRecords, tsne: Optional[bool] = None) -> Page:
+        return gan_page.page(records, tsne)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -392,7 +318,8 @@ class ParallelLinesKind(StudyKind):
     """One trial per seed: ``parallel_lines.run`` over ``params.thetas``, a CSV of one row per θ."""
 
     Params = ParallelLinesParams
-    CSV = "parallel_lines.csv"
+    CSV = store.PARALLEL_LINES_FILE
+    table_file = store.PARALLEL_LINES_FILE
 
     def check_params(self, p: ParallelLinesParams) -> None:
         if not p.thetas or len(p.thetas) > MAX_THETAS:
@@ -401,7 +328,7 @@ class ParallelLinesKind(StudyKind):
             for x in getattr(p, k) if k == "thetas" else [getattr(p, k)]:
                 check_number(f"params.{k}", x, lim)
 
-    def check(self, spec: "StudySpec", where: str) -> List[Trial]:
+    def check(self, spec: StudySpec, where: str) -> List[Trial]:
         for k in ("base", "axes", "variants"):
             if getattr(spec, k):
                 raise UserError(f"{where}: study kind '{self.name}' has no '{k}'; its grid is 'params.thetas'")
@@ -409,7 +336,7 @@ class ParallelLinesKind(StudyKind):
             raise UserError(f"{where}: study kind '{self.name}' takes no 'budget' or 'metrics'; set 'params.steps'")
         return self.trials(spec, where)
 
-    def trials(self, spec: "StudySpec", where: str = "study") -> List[Trial]:
+    def trials(self, spec: StudySpec, where: str = "study") -> List[Trial]:
         p = self.params(spec, where)
         given = [str(k).replace("-", "_") for k in spec.params or {}]
         # the key hashes the params as written (typed), so existing results keep their trial directories
@@ -419,21 +346,21 @@ class ParallelLinesKind(StudyKind):
                 "parallel lines",
                 {},
                 seed,
-                _hash({"kind": self.name, "params": key_params, "seed": seed}),
+                store.trial_key({"kind": self.name, "params": key_params, "seed": seed}),
                 self.name,
                 params=dataclasses.asdict(p),
             )
             for seed in spec.seeds
         ]
 
-    def payload(self, trial: Trial, spec: "StudySpec", data_root: Optional[str], report: bool) -> Dict[str, Any]:
+    def payload(self, trial: Trial, spec: StudySpec, data_root: Optional[str], report: bool) -> Dict[str, Any]:
         return {"params": trial.params}
 
     def run(self, d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
         out = d / self.CSV
         if not out.exists():
             p = ParallelLinesParams(**payload["params"])
-            attempt(d, "train", thetas=len(p.thetas))
+            store.attempt(d, "train", thetas=len(p.thetas))
             df = parallel_lines.run(
                 p.thetas,
                 p.steps,
@@ -445,7 +372,7 @@ class ParallelLinesKind(StudyKind):
                 eval_batch=p.eval_batch,
             )
             # provenance in the same place as a GAN trial's, so the report names the code and the machine
-            io.write_json(d / RUN_DIR / rundir.RUN_INFO_FILE, rundir.run_info(pick_device("cpu")))
+            io.write_json(d / store.RUN_DIR / rundir.RUN_INFO_FILE, rundir.run_info(pick_device("cpu")))
             with io.atomic_path(out) as tmp:
                 df.to_csv(tmp, index=False)
         return {}
@@ -453,19 +380,17 @@ class ParallelLinesKind(StudyKind):
     def status(self, d: Path, payload: Dict[str, Any]) -> str:
         return "finished" if (d / self.CSV).exists() else "missing"
 
-    def report_sections(self, index, spec, rep, root, out, tsne) -> List[str]:
-        return _report()._parallel_lines_section(index, root, out)
+    def page(self, records: StudyRecords, tsne: Optional[bool] = None) -> Page:
+        return parallel_lines_page.page(records)
 
 
 __all__ = [
     "KINDS",
+    "MAX_TRIALS",
     "StudyKind",
-    "Trial",
-    "Budget",
     "GanKind",
     "ParallelLinesKind",
     "ParallelLinesParams",
     "eval_schedule",
-    "check_number",
-    "attempt",
+    "kind",
 ]

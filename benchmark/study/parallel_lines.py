@@ -36,7 +36,6 @@ torch RNG is left as it was.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -48,6 +47,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.objectives import gradient_penalty
+from benchmark.study.figures import plt, save
+from benchmark.study.formatting import fixed
 
 LOG2 = math.log(2.0)
 COLUMNS = [
@@ -224,25 +225,38 @@ def run(
     return df
 
 
+SAVE = {"dpi": 110, "format": "png"}  # how the figure is written
+
+
 def plot(df: pd.DataFrame, path) -> Path:
-    """Two panels: distances vs θ (closed forms and estimates), and |generator gradient| vs θ (log scale), each
-    marker filled when a descent step moves θ toward 0 and hollow when it moves θ away (``back_*`` columns)."""
-    # imported here: pyplot takes 1.2 s to import (measured), which every study worker would pay for nothing
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
+    """``figure(df)`` written to ``path`` (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    save(figure(df), path, **SAVE)
+    return path
+
+
+def figure(df: pd.DataFrame):
+    """Two panels: distances vs θ (closed forms and estimates), and |generator gradient| vs θ (log scale), each
+    marker filled when a descent step moves θ toward 0 and hollow when it moves θ away (``back_*`` columns)."""
     d = df.sort_values("theta")
+    fig, (ax, bx) = plt().subplots(1, 2, figsize=(13, 5.2))
+    _distances(ax, d)
+    _gradients(bx, d, df.attrs.get("steps"))
+    fig.suptitle(
+        "Parallel lines (Arjovsky et al. 2017, Example 1): distances between P0 and Pθ, and the generator gradient "
+        "each objective gives",
+        fontsize=12,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _distances(ax, d: pd.DataFrame) -> None:
+    """Closed forms drawn densely (JS with its jump at θ = 0) and the two critics' estimates."""
     th = d["theta"].to_numpy(float)
     lo, hi = (th.min(), th.max()) if len(th) else (-1.0, 1.0)
     lo, hi = min(lo, -0.05), max(hi, 0.05)
-
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2))
-    # Left: distances. Closed forms drawn densely, JS with its jump at θ = 0.
     grid = np.linspace(lo, hi, 401)
     ax.plot(grid, np.abs(grid), color="tab:blue", lw=2, label="EM = |θ| (closed form)")
     ax.plot(
@@ -276,43 +290,33 @@ def plot(df: pd.DataFrame, path) -> Path:
     ax.legend(loc="lower right", fontsize=8.5, framealpha=0.9)
     ax.grid(alpha=0.3)
 
-    # Right: |d loss_G / dθ|, log scale (floor so exact zeros stay drawable), and its direction as the marker's
-    # fill: filled = a gradient-descent step moves θ toward 0, hollow = away from 0, half = toward 0 in only some
-    # of the seeds averaged (back_* is then a fraction). Legend in the head-room above.
-    floor = 1e-8
-    series = [
-        (
-            "gan_ns",
-            dict(marker="^", color="tab:orange"),
-            "GAN, non-saturating  −E log D(θ,z)\n(its size is the slope of D's logit, not of a distance)",
-        ),
-        ("gan_minimax", dict(marker="v", color="tab:red"), "GAN, minimax  E log(1−D(θ,z))"),
-        ("wgangp", dict(marker="s", color="tab:blue"), "WGAN-GP  −E f(θ,z)"),
-    ]
+
+GRADIENT_SERIES = (
+    (
+        "gan_ns",
+        dict(marker="^", color="tab:orange"),
+        "GAN, non-saturating  −E log D(θ,z)\n(its size is the slope of D's logit, not of a distance)",
+    ),
+    ("gan_minimax", dict(marker="v", color="tab:red"), "GAN, minimax  E log(1−D(θ,z))"),
+    ("wgangp", dict(marker="s", color="tab:blue"), "WGAN-GP  −E f(θ,z)"),
+)
+FLOOR = 1e-8  # |gradient| floor on the log axis, so exact zeros stay drawable
+
+
+def _gradients(bx, d: pd.DataFrame, steps) -> None:
+    """|d loss_G / dθ| on a log scale and its direction as the marker's fill: filled = a gradient-descent step
+    moves θ toward 0, hollow = away from 0, half = toward 0 in only some of the seeds averaged (back_* is then
+    a fraction). Legend in the head-room above."""
+    from matplotlib.lines import Line2D  # with pyplot (figures.plt)
+
+    th = d["theta"].to_numpy(float)
     vals, handles, fills = [], [], set()
-    for key, style, label in series:
-        v = np.maximum(d[f"grad_{key}"].to_numpy(float), floor)
+    for key, style, label in GRADIENT_SERIES:
+        v = np.maximum(d[f"grad_{key}"].to_numpy(float), FLOOR)
         vals.append(v)
         back = d[f"back_{key}"].to_numpy(float) if f"back_{key}" in d.columns else None
         bx.plot(th, v, ls="-", lw=1.2, color=style["color"])
-        mk = dict(ls="none", ms=7, mew=1.6, mec=style["color"], marker=style["marker"], color=style["color"])
-        if back is None:  # results written before the direction was recorded
-            bx.plot(th, v, **mk)
-        else:
-            with np.errstate(invalid="ignore"):
-                groups = {
-                    "toward": (back >= 1.0, dict()),
-                    "away": (back <= 0.0, dict(mfc="white")),
-                    "mixed": ((back > 0.0) & (back < 1.0), dict(fillstyle="left", markerfacecoloralt="white")),
-                }
-            fills.add("direction")
-            for name, (m, extra) in groups.items():
-                if m.any():
-                    fills.add(name)
-                    bx.plot(th[m], v[m], **{**mk, **extra})
-            at0 = np.isnan(back)
-            if at0.any():  # θ = 0: no direction to go back in
-                bx.plot(th[at0], v[at0], ls="none", marker=".", color=style["color"], ms=6)
+        fills |= _direction_markers(bx, th, v, back, style)
         handles.append(Line2D([], [], lw=1.2, **{k: style[k] for k in ("marker", "color")}, ms=7, label=label))
     handles.append(bx.axhline(1.0, color="tab:blue", ls=":", lw=1.2, label="|d EM/dθ| = 1 (θ ≠ 0)"))
     proxy = dict(ls="none", marker="o", ms=7, mew=1.6, color="0.35", mec="0.35")
@@ -331,44 +335,36 @@ def plot(df: pd.DataFrame, path) -> Path:
     bx.set_ylim(lo_y, hi_y * (hi_y / lo_y) ** 0.7)  # top ~40% of the log range left free for the legend
     bx.set_xlabel("θ")
     bx.set_ylabel("|d generator loss / dθ|  (log scale)")
-    steps = df.attrs.get("steps")
     bx.set_title(
         "Generator gradient at θ: magnitude, and whether it points back to θ = 0"
         + (f"\n(critics trained {steps} steps)" if steps else "")
     )
     bx.legend(handles=handles, loc="upper center", fontsize=8, framealpha=0.95)
     bx.grid(alpha=0.3, which="both")
-    fig.suptitle(
-        "Parallel lines (Arjovsky et al. 2017, Example 1): distances between P0 and Pθ, and the generator gradient "
-        "each objective gives",
-        fontsize=12,
-    )
-    fig.tight_layout()
-
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
-def _fmt(x, small: bool = False) -> str:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(x):
-        return "–"
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if small and x != 0 and abs(x) < 0.0005:  # a vanishing gradient would print as 0.000: keep its size visible
-        return f"{x:.2e}"
-    s = f"{x:.3f}"
-    return "0.000" if s == "-0.000" else s
+def _direction_markers(bx, th: np.ndarray, v: np.ndarray, back, style) -> set:
+    """One objective's markers, filled by direction (``back``: None for results written before it was
+    recorded); returns the kinds of fill drawn (for the legend)."""
+    mk = dict(ls="none", ms=7, mew=1.6, mec=style["color"], marker=style["marker"], color=style["color"])
+    if back is None:
+        bx.plot(th, v, **mk)
+        return set()
+    with np.errstate(invalid="ignore"):
+        groups = {
+            "toward": (back >= 1.0, dict()),
+            "away": (back <= 0.0, dict(mfc="white")),
+            "mixed": ((back > 0.0) & (back < 1.0), dict(fillstyle="left", markerfacecoloralt="white")),
+        }
+    fills = {"direction"}
+    for name, (m, extra) in groups.items():
+        if m.any():
+            fills.add(name)
+            bx.plot(th[m], v[m], **{**mk, **extra})
+    at0 = np.isnan(back)
+    if at0.any():  # θ = 0: no direction to go back in
+        bx.plot(th[at0], v[at0], ls="none", marker=".", color=style["color"], ms=6)
+    return fills
 
 
 _HEADERS = {
@@ -408,7 +404,7 @@ def _fmt_back(x) -> str:
 
 def _cell(col, x) -> str:
     c = str(col)
-    return _fmt_back(x) if c.startswith("back_") else _fmt(x, small=c.startswith(("grad_", "dloss_")))
+    return _fmt_back(x) if c.startswith("back_") else fixed(x, small=c.startswith(("grad_", "dloss_")))
 
 
 def _table_columns(df: pd.DataFrame) -> List[str]:

@@ -30,10 +30,8 @@ import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from threadpoolctl import threadpool_limits  # a scikit-learn dependency
@@ -42,11 +40,12 @@ from tqdm.auto import tqdm
 from benchmark import io, rundir
 from benchmark.errors import UserError
 from benchmark.evaluation.runs import record_key
-from benchmark.study.kinds import ATTEMPTS_FILE, FAILED_FILE, KINDS, RUN_DIR
+from benchmark.study import store
+from benchmark.study.kinds import KINDS
 from benchmark.study.spec import StudySpec, Trial, trials
+from benchmark.study.store import ATTEMPTS_FILE, FAILED_FILE, LOCK_FILE, RUN_DIR, results_root, trial_lock
 
 EXECUTORS = ("local", "dask")
-LOCK_FILE = ".lock"
 # What a remote worker does not send back: the resumable state (G, D, optimisers; the generator weights at
 # the scored steps do come back) and the locks.
 NOT_SHIPPED = (
@@ -59,30 +58,8 @@ MERGED = (ATTEMPTS_FILE, METRICS)  # appended to the client's, never replaced
 PARENT_POLL_S = 0.5
 
 
-def results_root(root: Optional[str | Path] = None) -> Path:
-    return Path(root or os.environ.get("GANBENCH_RESULTS") or "results")
-
-
 def trial_dir(root: Path, trial: Trial) -> Path:
-    return root / "trials" / trial.key
-
-
-def index_path(root: Path, spec: StudySpec) -> Path:
-    return root / "studies" / f"{spec.name}-{spec.preset or 'default'}.json"
-
-
-@contextmanager
-def trial_lock(d: Path, blocking: bool = True) -> Iterator[bool]:
-    """Hold the trial's lock (blocking: wait for it); yields False when non-blocking and held elsewhere."""
-    with io.flock(d / LOCK_FILE, blocking) as got:
-        yield got
-
-
-def is_locked(d: Path) -> bool:
-    if not (d / LOCK_FILE).exists():
-        return False
-    with trial_lock(d, blocking=False) as got:
-        return not got
+    return store.trial_dir(root, trial.key)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -101,7 +78,7 @@ def run_trial(payload: Dict[str, Any]) -> Dict[str, Any]:
             return _run_trial(Path(payload["dir"]), payload)
         # a worker that may not see the client's results folder: run here, send the files back
         with tempfile.TemporaryDirectory(prefix="ganbench-trial-") as tmp:
-            d = Path(tmp) / "trials" / payload["key"]
+            d = store.trial_dir(Path(tmp), payload["key"])
             res = _run_trial(d, payload)
             return {**res, "files": pack(d), "remote_dir": str(d)}
 
@@ -110,14 +87,11 @@ def _run_trial(d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
     try:
         with trial_lock(d):
             res = KINDS.get(payload["kind"]).run(d, payload)
-            (d / FAILED_FILE).unlink(missing_ok=True)
+            store.clear_failure(d)
             return {"key": payload["key"], "status": "ok", **res}
     except Exception as e:  # recorded, and the study goes on
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        io.write_json(
-            d / FAILED_FILE,
-            {"error": f"{type(e).__name__}: {msg}", "traceback": traceback.format_exc(), "time": time.time()},
-        )
+        store.record_failure(d, f"{type(e).__name__}: {msg}", traceback.format_exc())
         return {"key": payload["key"], "status": "failed", "error": f"{type(e).__name__}: {msg}"}
 
 
@@ -170,7 +144,7 @@ def install(d: Path, res: Dict[str, Any]) -> None:
         if done in files:  # the client's own partial state is superseded by the finished run
             rundir.last_checkpoint_path(d / RUN_DIR).unlink(missing_ok=True)
         if res["status"] == "ok":
-            (d / FAILED_FILE).unlink(missing_ok=True)
+            store.clear_failure(d)
 
 
 def _relocate(obj: Any, old: str, new: str) -> Any:
@@ -238,20 +212,15 @@ def payloads(
 
 
 def write_index(spec: StudySpec, root: Path, items: List[Dict[str, Any]], argv: Optional[List[str]] = None) -> Path:
-    p = index_path(root, spec)
-    with io.flock(root / "studies" / LOCK_FILE):  # one writer of the store's study indexes at a time
-        io.write_json(
-            p,
-            {
-                "study": spec.name,
-                "preset": spec.preset,
-                "spec": asdict(spec),
-                "command": " ".join(argv or sys.argv),
-                "git_commit": io.git_commit(),
-                "trials": [{k: it[k] for k in ("key", "variant", "values", "seed")} for it in items],
-            },
-        )
-    return p
+    index = {
+        "study": spec.name,
+        "preset": spec.preset,
+        "spec": spec.to_dict(),
+        "command": " ".join(argv or sys.argv),
+        "git_commit": io.git_commit(),
+        "trials": [{k: it[k] for k in ("key", "variant", "values", "seed")} for it in items],
+    }
+    return store.write_index(root, spec.name, spec.preset, index)
 
 
 def run_study(
@@ -303,7 +272,7 @@ def run_study(
 
     def done(res: Dict[str, Any]) -> None:
         if ship and "files" in res:
-            install(root / "trials" / res["key"], res)
+            install(store.trial_dir(root, res["key"]), res)
             res = {k: v for k, v in res.items() if k != "files"}
         results.append(res)
         state["running"] = max(0, state["running"] - 1)
@@ -380,19 +349,15 @@ def status(spec: StudySpec, root: Optional[str | Path] = None) -> List[Dict[str,
     rows = []
     for it in payloads(spec, root):
         d = Path(it["dir"])
-        if is_locked(d):
-            st = "running"
-        elif (d / FAILED_FILE).exists():
-            st = "failed"
-        else:
-            st = kind.status(d, it)
+        error = store.failure(d)
+        st = "running" if store.is_locked(d) else "failed" if error is not None else kind.status(d, it)
         rows.append(
             {
                 "variant": it["variant"],
                 "seed": it["seed"],
                 "key": it["key"],
                 "status": st,
-                "error": (io.read_json(d / FAILED_FILE)["error"] if st == "failed" else ""),
+                "error": error if st == "failed" else "",
             }
         )
     return rows

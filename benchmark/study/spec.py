@@ -17,11 +17,13 @@
 A preset's ``base``, ``params`` and ``report`` are merged into the study's; every other key it names replaces
 the study's. The spec is checked whole before anything runs (every trial's config, the metrics against each
 trial's dataset, the kind's params, the report's claims): an invalid spec is one line naming the key.
+
+The typed spec itself (``StudySpec``, ``Budget``, ``Trial``) is ``schema.py``'s; this module reads a spec file
+and checks it through its kind (``KINDS``), so it stands after the kinds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -30,33 +32,12 @@ from benchmark.data import check_split
 from benchmark.errors import UserError
 from benchmark.evaluation.runs import MAX_SAMPLES
 from benchmark.study.claims import check_claims
-from benchmark.study.kinds import KINDS, Budget, Trial, check_number, eval_schedule
+from benchmark.study.kinds import KINDS
+from benchmark.study.schema import RETIRED_KEYS, Budget, StudySpec, Trial, check_number
 
 PRESETS = ("smoke", "quick", "paper")
 MAX_SEEDS = 1000
 NUM_SAMPLES = Limit(2, MAX_SAMPLES)  # generated samples per evaluation (the same bound as `ganbench evaluate`)
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    name: str = ""  # required: names the report folder
-    title: str = ""
-    description: str = ""
-    kind: str = "gan"  # a registered study kind: gan (train + evaluate trials) | parallel-lines (WGAN paper's example)
-    base: Dict[str, Any] = field(default_factory=dict)  # training-config overrides shared by all trials
-    axes: Dict[str, Any] = field(default_factory=dict)  # key -> list of values, crossed into a grid
-    variants: List[Any] = field(default_factory=list)  # explicit [{name, set: {...}}], crossed with axes
-    seeds: List[int] = field(default_factory=lambda: [0])
-    budget: Budget = field(default_factory=Budget)
-    eval_at: List[float] = field(default_factory=lambda: [1.0])  # fractions of the budget to score
-    eval_labels: List[str] = field(default_factory=list)  # names of the eval points in tables (e.g. "10 ep")
-    metrics: Optional[List[str]] = None  # None: the dataset's default metrics
-    num_samples: int = 10000  # generated samples per evaluation (protocols with fixed N override it)
-    split: str = "test"  # real split the scores compare with
-    report: Dict[str, Any] = field(default_factory=dict)  # x, xscale, columns, claims, references, ...
-    params: Dict[str, Any] = field(default_factory=dict)  # the kind's parameters (typed by its Params class)
-    presets: Dict[str, Any] = field(default_factory=dict)
-    preset: str = ""  # which preset was applied (set by load_spec)
 
 
 def _merge(spec: Dict[str, Any], preset: Dict[str, Any]) -> Dict[str, Any]:
@@ -82,6 +63,12 @@ def load_spec(path: str | Path, preset: Optional[str] = None) -> StudySpec:
         if "presets" in presets[preset] or "name" in presets[preset]:
             raise UserError(f"study '{path}': preset '{preset}' may not set 'presets' or 'name'")
         raw = _merge(raw, presets[preset])
+    for k in RETIRED_KEYS:
+        if k in raw:
+            raise UserError(
+                f"study '{path}': '{k}' is no longer read (the page labels each evaluation point with its step "
+                f"and epochs); remove it"
+            )
     try:
         spec = build(StudySpec, {**raw, "preset": preset or ""})
     except UserError as e:
@@ -111,8 +98,6 @@ def check_spec(spec: StudySpec, where: str = "study") -> List[Trial]:
         check_number("num_samples", spec.num_samples, NUM_SAMPLES)
     except UserError as e:
         raise bad(str(e)) from None
-    if spec.eval_labels and len(spec.eval_labels) != len(spec.eval_at):
-        raise bad("'eval_labels' must name each point of 'eval_at'")
     try:
         check_split(spec.split)
     except UserError as e:
@@ -128,4 +113,4 @@ def trials(spec: StudySpec, where: str = "study") -> List[Trial]:
     return KINDS.get(spec.kind).trials(spec, where)
 
 
-__all__ = ["Budget", "StudySpec", "Trial", "PRESETS", "load_spec", "check_spec", "trials", "eval_schedule"]
+__all__ = ["Budget", "StudySpec", "Trial", "PRESETS", "load_spec", "check_spec", "trials"]

@@ -1,0 +1,208 @@
+"""A study's records, read once: ``read_index`` and ``load`` return typed, frozen records the report stage works from.
+
+``load`` reads each trial's files once (``run/metrics.jsonl``, ``log.jsonl``, ``config.yaml`` (else
+``trial.json``), ``run.json``, ``failed.json``, the kind's table) and builds the long scores frame::
+
+    variant, seed, step, key, metric, value, axis:<each value of the variant>
+
+from the records that follow the study's protocol (its sample count and metrics; the newest record of each
+step wins; a t-SNE-only record is a figure, not a score). Nothing after this module reads a record from disk:
+the tables, figures and pages take a ``StudyRecords``; the figures open only the PNGs the records point to
+(sample grids, t-SNE panels), and ``reference.py`` the data and stored generators.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import pandas as pd
+import yaml
+
+from benchmark import io, rundir
+from benchmark.study import store
+from benchmark.study.schema import StudySpec
+
+Record = Mapping[str, Any]  # one line of a metrics.jsonl (as evaluation/runs.py writes it)
+
+
+@dataclass(frozen=True)
+class TrialEntry:
+    """A trial as the study's index lists it."""
+
+    key: str
+    variant: str
+    values: Mapping[str, Any]  # the variant's values (axes and named settings): the report's x may be one
+    seed: int
+
+
+@dataclass(frozen=True)
+class StudyIndex:
+    """A study's index (``studies/<name>-<preset>.json``), its spec typed."""
+
+    study: str
+    preset: str
+    spec: StudySpec
+    command: str
+    git_commit: Optional[str]
+    trials: Tuple[TrialEntry, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class TrialRecords:
+    """What one trial's folder holds, read once."""
+
+    trial: TrialEntry
+    run_dir: Path  # for reference.py only: the stored generators the toy2d scatter samples again
+    records: Tuple[Record, ...]  # every score record of metrics.jsonl, in file order
+    used: Tuple[Record, ...]  # those the page rests on (the study's protocol; the newest per step), by step
+    scored: bool  # metrics.jsonl exists (a trial without one has not been scored: "not run")
+    config: Mapping[str, Any]  # the resolved training config as plain data ({} when there is none)
+    log: Tuple[Mapping[str, Any], ...]  # the per-step training log
+    run_info: Optional[Mapping[str, Any]]  # run.json: code, machine, device
+    failed: Optional[str]  # the error of a failed attempt
+    sample_grids: Tuple[Path, ...]  # the fixed-noise sample PNGs, by step
+    tsne_pngs: Tuple[Tuple[int, Path], ...]  # (step, PNG) of each t-SNE record whose PNG is found
+    table: Optional[pd.DataFrame] = None  # a kind's per-trial table (parallel lines: one row per θ)
+
+    @property
+    def key(self) -> str:
+        return self.trial.key
+
+    @property
+    def variant(self) -> str:
+        return self.trial.variant
+
+    @property
+    def seed(self) -> int:
+        return self.trial.seed
+
+
+@dataclass(frozen=True, eq=False)
+class StudyRecords:
+    """Everything a study's page is built from: its index, each trial's records, the long scores frame."""
+
+    index: StudyIndex
+    trials: Tuple[TrialRecords, ...]
+    scores: pd.DataFrame  # the long frame (module docstring); empty for a kind without score records
+    root: Path  # the results store (reference.py caches the real-data rows under it)
+
+    @property
+    def spec(self) -> StudySpec:
+        return self.index.spec
+
+    @property
+    def order(self) -> List[str]:
+        """The arms in the index's order (the order of every table row and of the colours)."""
+        return list(dict.fromkeys(t.variant for t in self.index.trials))
+
+    def first_seed(self) -> Tuple[int, Dict[str, TrialRecords]]:
+        """(the study's lowest seed, each arm's trial at that seed): the trial a one-seed panel shows."""
+        seed0 = min(t.seed for t in self.trials)
+        return seed0, {t.variant: t for t in self.trials if t.seed == seed0}
+
+    def used(self) -> List[Record]:
+        """Every record the page rests on, trial by trial (their evaluators and commits go in its provenance)."""
+        return [r for t in self.trials for r in t.used]
+
+    def used_by_arm(self) -> List[Tuple[str, Record]]:
+        return [(t.variant, r) for t in self.trials for r in t.used]
+
+
+def read_index(study: str, preset: Optional[str], root: Path) -> StudyIndex:
+    raw = io.read_json(store.find_index(root, study, preset))
+    trials = tuple(TrialEntry(t["key"], t["variant"], dict(t["values"]), t["seed"]) for t in raw["trials"])
+    spec = StudySpec.from_dict(raw["spec"])
+    return StudyIndex(raw["study"], raw["preset"], spec, raw["command"], raw.get("git_commit"), trials)
+
+
+def load(index: StudyIndex, root: Path, table_file: Optional[str] = None) -> StudyRecords:
+    """Each trial's files, read once; ``table_file``: the kind's per-trial table, if it writes one."""
+    trials = tuple(_trial(root, t, index.spec, table_file) for t in index.trials)
+    return StudyRecords(index, trials, scores_frame(trials), root)
+
+
+def _trial(root: Path, t: TrialEntry, spec: StudySpec, table_file: Optional[str]) -> TrialRecords:
+    d, run = store.trial_dir(root, t.key), store.run_dir(root, t.key)
+    metrics = run / rundir.METRICS_FILE
+    records = tuple(io.read_jsonl(metrics))
+    info = run / rundir.RUN_INFO_FILE
+    table = d / table_file if table_file else None
+    return TrialRecords(
+        trial=t,
+        run_dir=run,
+        records=records,
+        used=protocol_records(records, spec),
+        scored=metrics.exists(),
+        config=_config(d, run),
+        log=tuple(io.read_jsonl(run / rundir.LOG_FILE)),
+        run_info=io.read_json(info) if info.exists() else None,
+        failed=store.failure(d),
+        sample_grids=tuple(sorted((run / rundir.SAMPLES_DIR).glob("step_*.png"))),
+        tsne_pngs=_tsne_pngs(run, records),
+        table=pd.read_csv(table) if table is not None and table.exists() else None,
+    )
+
+
+def _config(d: Path, run: Path) -> Dict[str, Any]:
+    """The resolved training config of a trial, as plain data (config.yaml, else trial.json)."""
+    p = run / rundir.CONFIG_FILE
+    if p.exists():
+        return yaml.safe_load(p.read_text()) or {}
+    q = d / store.TRIAL_FILE
+    return (io.read_json(q).get("config") or {}) if q.exists() else {}
+
+
+def protocol_records(records: Sequence[Record], spec: StudySpec) -> Tuple[Record, ...]:
+    """The records scored under the study's protocol (its sample count, its metrics), the newest of each step,
+    by step; a t-SNE-only record is a figure, not a score."""
+    want = set(spec.metrics or []) or None
+    latest: Dict[int, Record] = {}
+    for r in records:
+        if r.get("num_samples_requested", r.get("num_samples")) != spec.num_samples:
+            continue
+        if want and not want <= set(r.get("metric_set") or []):
+            continue
+        if "tsne" in (r.get("metric_set") or []) and len(r["metric_set"]) == 1:
+            continue
+        latest[r["step"]] = r  # the newest record of each step wins
+    return tuple(r for _, r in sorted(latest.items()))
+
+
+def _tsne_pngs(run: Path, records: Sequence[Record]) -> Tuple[Tuple[int, Path], ...]:
+    out = []
+    for r in records:
+        p = next((v for k, v in (r.get("details") or {}).items() if "tsne" in k and isinstance(v, str)), None)
+        if not isinstance(p, str):
+            continue
+        # a path recorded relative to the study's working directory: found again under the run directory
+        # (run/eval/tsne_*.png), so `ganbench report` works from any directory
+        png = next((c for c in (Path(p), run / Path(p).parent.name / Path(p).name) if c.is_file()), None)
+        if png is not None:
+            out.append((r.get("step", 0), png))
+    return tuple(out)
+
+
+def scores_frame(trials: Sequence[TrialRecords]) -> pd.DataFrame:
+    """The long table (variant, seed, step, key, metric, value, axis:*) of the trials' protocol records."""
+    rows = []
+    for t in trials:
+        for r in t.used:
+            for m, v in r["metrics"].items():
+                rows.append(
+                    {
+                        "variant": t.variant,
+                        "seed": t.seed,
+                        "step": r["step"],
+                        "key": t.key,
+                        "metric": m,
+                        "value": float(v) if v is not None else math.nan,
+                        **{f"axis:{k}": v2 for k, v2 in t.trial.values.items()},
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+__all__ = ["StudyIndex", "StudyRecords", "TrialEntry", "TrialRecords", "load", "read_index", "protocol_records"]
