@@ -659,3 +659,85 @@ def test_mixture_scatter_points_are_the_scored_ones(tmp_path):
     again = mixture_metrics(x, ring.means, ring.std)
     assert step == 600 and len(x) == 2500
     assert again["hist"] == rec["details"]["mode_hist2500"] and again["hq"] == pytest.approx(rec["metrics"]["hq2500"])
+
+
+def test_each_record_file_is_read_once_per_page(tmp_path, monkeypatch):
+    """The report stage reads the index, each metrics.jsonl and each log.jsonl once (records.load), and every
+    table, figure and page section works from those records (it read metrics.jsonl four times per page)."""
+    import collections
+
+    import benchmark.io as bio
+
+    root = tmp_path / "res"
+    make_results(root)
+    reads = collections.Counter()
+    for name in ("read_jsonl", "read_json"):
+        real = getattr(bio, name)
+        monkeypatch.setattr(bio, name, lambda p, _real=real: reads.update([Path(p).name]) or _real(p))
+    build_report("hand", None, root=root, out_root=tmp_path / "rep")
+    trials = 2 * len(SEEDS)
+    assert reads["metrics.jsonl"] == trials and reads["log.jsonl"] == trials, reads
+    assert reads["hand-default.json"] == 1, reads
+
+
+def test_records_are_typed_and_left_as_stored(tmp_path):
+    """records.load gives the typed spec (an index written before 'eval_labels' was retired still loads) and the
+    records as stored (the report marks none of them)."""
+    from benchmark.study import records
+    from benchmark.study.kinds import KINDS
+    from benchmark.study.schema import Budget, StudySpec
+
+    root = tmp_path / "res"
+    make_results(root)
+    p = root / "studies" / "hand-default.json"
+    index = io.read_json(p)
+    index["spec"].update(eval_labels=["half", "end"], budget={"steps": 20, "epochs": None})
+    io.write_json(p, index)
+    recs = records.load(records.read_index("hand", None, root), root)
+    assert isinstance(recs.spec, StudySpec) and recs.spec.budget == Budget(steps=20)
+    assert recs.spec.eval_at == [0.5, 1.0] and recs.order == [A, B] and len(recs.trials) == 6
+    assert all(len(t.used) == 2 and t.scored and t.failed is None for t in recs.trials)
+    assert sorted(recs.scores["metric"].unique()) == ["d_loss_var_last200", "hq2500", "modes2500", "rkl2500"]
+    page = KINDS.get(recs.spec.kind).page(recs)  # the whole page, built from these records
+    assert "## Results" in page.lines and "table.csv" in page.files and "coverage.png" in page.figures
+    stored = [r for t in recs.trials for r in io.read_jsonl(t.run_dir / "metrics.jsonl")]
+    assert [dict(r) for t in recs.trials for r in t.records] == stored and not any("_key" in r for r in stored)
+
+
+def test_one_seed_panels_name_the_lowest_seed(tmp_path):
+    """Seeds 3, 4, 5: the dynamics panel (the first seed of each arm) says seed 3, not seed 0."""
+    make_results(tmp_path / "res", claims=[], seeds=[3, 4, 5])
+    page = (build_report("hand", None, root=tmp_path / "res", out_root=tmp_path / "rep") / "README.md").read_text()
+    assert "### Training dynamics (seed 3 of each arm)" in page and "seed 0" not in page
+
+
+def test_the_2d_note_says_what_the_scatter_shows(report):
+    """No generator is stored in the hand-made records: the note names the arms the scatter leaves out, and no
+    longer says the records do not keep the scored points (the scatter regenerates them)."""
+    _, out = report
+    page = (out / "README.md").read_text()
+    assert "records do not keep" not in page and not (out / "scatter.png").exists()
+    assert "left out of the scatter, no generator stored at the scored step: gp_lambda=0, gp_lambda=10" in page
+
+
+def test_one_number_format_and_one_nonfinite_text():
+    from benchmark.regress.baseline import tolerance
+    from benchmark.study.formatting import mean_sd, nonfinite_text, num, of_seeds
+
+    assert [num(x) for x in (123.4, 12.34, 1.234, 0.1234, -0.05, math.nan, None, -math.inf)] == [
+        "123",
+        "12.3",
+        "1.23",
+        "0.123",
+        "-0.050",
+        "–",
+        "–",
+        "−∞",
+    ]
+    assert mean_sd(3.0, 1.0) == "3.00 ± 1.00" and mean_sd(86.0, math.nan) == "86.0" and mean_sd(math.inf) == "∞"
+    assert nonfinite_text([math.inf, 1.0, 2.0]) == "∞ (1 of 3 seeds)"
+    assert nonfinite_text([math.nan, 1.0]) == "nan (1 of 2 seeds)"  # a NaN is not an ∞
+    assert (
+        tolerance([1.0, math.inf, 2.0], 1.0, "fid10k_test")[1]["note"] == f"non-finite on {of_seeds(1, 3)}: not gated"
+    )
+    assert of_seeds(1, 3) == "1 of 3 seeds"

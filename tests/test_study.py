@@ -124,6 +124,7 @@ def test_epoch_budget_and_presets(tmp_path):
         # the whole spec: metrics against each trial's dataset, the kind's params, the report's claims
         ({"metrics": ["fid"]}, "metric 'fid' does not apply to dataset 'ring8'"),
         ({"params": {"thetas": [1.0]}}, "study kind 'gan' takes no 'params'"),
+        ({"eval_labels": ["half", "end"]}, "'eval_labels' is no longer read"),  # retired: the page labels points
         (
             {
                 "report": {

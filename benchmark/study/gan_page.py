@@ -307,9 +307,11 @@ def figure_list(ctx: Context, page: Page) -> None:
         title = "Scores against critic updates (matched critic compute)"
         figs.append((title, _shown(page, "metrics_vs_critic_updates.png", fig)))
     figs.append(("Samples (fixed noise, final step)", _shown(page, "samples.png", panels.samples(recs, order))))
+    scatter, left_out = None, []
     if any(family(d) == "points" for d in ctx.datasets if d):
-        fig = panels.mixture_scatter(scatter_panels(recs, order), seed0, colours)
-        figs.append(("Every scored sample and the mode centres", _shown(page, "scatter.png", fig)))
+        drawn, left_out = scatter_panels(recs, order)
+        scatter = _shown(page, "scatter.png", panels.mixture_scatter(drawn, seed0, colours))
+        figs.append(("Every scored sample and the mode centres", scatter))
     figs.append(("Coverage", _shown(page, "coverage.png", panels.coverage(recs, order))))
     fig = panels.coverage_over_training(recs, order)
     figs.append(("Coverage over training", _shown(page, "coverage_over_training.png", fig)))
@@ -322,17 +324,29 @@ def figure_list(ctx: Context, page: Page) -> None:
                 "--metrics tsne`); the report never scores a run"
             )
     fig = figures.dynamics(recs, order, colours)
-    figs.append(("Training dynamics (seed 0 of each arm)", _shown(page, "dynamics.png", fig)))
+    figs.append((f"Training dynamics (seed {seed0} of each arm)", _shown(page, "dynamics.png", fig)))
     if any(d in ("ring8", "grid25") for d in ctx.datasets):
-        page.note(
-            "2D points: samples.png shows the fixed-noise samples of the first seed beside the real points; "
-            "a scatter of all scored samples with the mode centres needs the scored points, which the "
-            "records do not keep (their mode histograms are in coverage.png)"
-        )
+        page.note(points_note(scatter is not None, left_out))
     page.add("## Figures", "", "One colour per arm in every panel (fixed from the arm order).", "")
     for title, name in figs:
         if name:
             page.add(f"### {title}", "", f"![{title}]({name})", "")
+
+
+def points_note(scatter: bool, left_out: List[str]) -> str:
+    """What the page shows of 2D samples: the fixed-noise grid, the scatter of the scored samples (regenerated
+    from the stored generator), which arms it leaves out and why."""
+    text = "2D points: samples.png shows the fixed-noise samples of the first seed beside the real points; "
+    if scatter:
+        text += (
+            "scatter.png draws every sample the first seed scored at its last scored step (regenerated from its "
+            "stored generator with the record's seed) over the mode centres"
+        )
+    else:
+        text += "there is no scatter of the scored samples"
+    if left_out:
+        text += f"; left out of the scatter, no generator stored at the scored step: {', '.join(left_out)}"
+    return text + "; the mode histograms are in coverage.png"
 
 
 def notes(ctx: Context, page: Page) -> None:

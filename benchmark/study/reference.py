@@ -86,12 +86,14 @@ def scored_mixture_points(run: Path, rec: Record) -> Tuple[Any, Any, int]:
     return x[:MIXTURE_PROTOCOL_SAMPLES], cfg, step
 
 
-def scatter_panels(recs: StudyRecords, order: Sequence[str]) -> List[Tuple[str, Any, Any, float, int, Dict]]:
-    """Per arm (its first seed): (arm, scored points, mode centres, mode std, step, the record's scores) of its
-    latest record with mode counts; an arm whose generator of that step is not stored is left out, never drawn
-    from other samples."""
+def scatter_panels(
+    recs: StudyRecords, order: Sequence[str]
+) -> Tuple[List[Tuple[str, Any, Any, float, int, Dict]], List[str]]:
+    """(panels, arms left out): per arm (its first seed), (arm, scored points, mode centres, mode std, step, the
+    record's scores) of its latest record with mode counts; an arm whose generator of that step is not stored
+    is left out (named in the second list), never drawn from other samples."""
     _, first = recs.first_seed()
-    panels = []
+    panels, left_out = [], []
     for v in order:
         t = first.get(v)
         recs_modes = [r for r in (t.records if t else ()) if "modes" in (r.get("metric_set") or [])]
@@ -100,11 +102,12 @@ def scatter_panels(recs: StudyRecords, order: Sequence[str]) -> List[Tuple[str, 
         rec = max(recs_modes, key=lambda r: r["step"])
         try:
             x, cfg, step = scored_mixture_points(t.run_dir, rec)
-        except UserError:
-            continue  # no generator stored at that step
+        except UserError:  # no generator stored at that step
+            left_out.append(v)
+            continue
         d = load_dataset(cfg.dataset, split="test")
         panels.append((v, x.numpy(), d.means.numpy(), float(d.std), step, rec["metrics"]))
-    return panels
+    return panels, left_out
 
 
 __all__ = ["REAL_PREFIX", "real_metrics", "real_rows", "scatter_panels", "scored_mixture_points"]
