@@ -420,11 +420,12 @@ def decide(
 
     ``df``: the long table (variant, seed, step, metric, value) of the study's records.
     """
-    drafts = [_draft(c, df, arms, eval_at) for c in claims]
-    return [_verdict(d, pa) for d, pa in zip(drafts, holm([d.p for d in drafts]))]
+    # its steps are named decide_* so that `make mutants` (pattern claims.x_decide*) mutates them with it
+    drafts = [decide_draft(c, df, arms, eval_at) for c in claims]
+    return [decide_verdict(d, pa) for d, pa in zip(drafts, holm([d.p for d in drafts]))]
 
 
-def _draft(c: Claim, df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float]) -> Decision:
+def decide_draft(c: Claim, df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float]) -> Decision:
     """A claim's values, comparisons and p, before the page's Holm correction gives it a verdict."""
     metric = resolve_metric(df, c.metric)
     others = c.others(arms)
@@ -439,12 +440,12 @@ def _draft(c: Claim, df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[fl
         return replace(d, verdict=NOT_A_TEST, reason=f"holds by construction ({c.by_construction}); not a test")
     if metric is None:
         return replace(d, reason=f"'{c.metric}' is not among the recorded scores")
-    d = _test(d, others)
+    d = decide_by_test(d, others)
     improving = tuple(a for a in [c.arm, *others] if a in values and convergence(df, a, metric).improving)
     return replace(d, still_improving=improving)
 
 
-def _test(d: Decision, others: Sequence[str]) -> Decision:
+def decide_by_test(d: Decision, others: Sequence[str]) -> Decision:
     """The claim's test over seeds, or why there is none (no scores, too few seeds, a non-finite value)."""
     c, vals = d.claim, d.values
     missing = [a for a, v in vals.items() if v.empty]
@@ -469,7 +470,7 @@ def _test(d: Decision, others: Sequence[str]) -> Decision:
     return replace(d, p=min(x.p for x in comps if np.sign(x.diff) != c.sign), direction_ok=False)
 
 
-def _verdict(d: Decision, p_holm: float) -> Decision:
+def decide_verdict(d: Decision, p_holm: float) -> Decision:
     """The verdict at the page's Holm-adjusted p, and the reason it carries."""
     if d.verdict == NOT_A_TEST:
         return replace(d, p_holm=p_holm)

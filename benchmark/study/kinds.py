@@ -59,6 +59,7 @@ class StudyKind:
     """The interface of a study kind (see the module docstring); subclasses set ``name`` and ``Params``."""
 
     name = ""
+    table_file: Optional[str] = None  # a per-trial table the records load for the page (in the trial's folder)
 
     @dataclass(frozen=True)
     class Params:
@@ -98,8 +99,6 @@ class StudyKind:
 
     def status(self, d: Path, payload: Dict[str, Any]) -> str:
         raise NotImplementedError
-
-    table_file: Optional[str] = None  # a per-trial table the records load for the page (in the trial's folder)
 
     def page(self, records: StudyRecords, tsne: Optional[bool] = None) -> Page:
         """The kind's page from the study's records (``tsne``: show the t-SNE panels, overriding the spec)."""
@@ -318,8 +317,7 @@ class ParallelLinesKind(StudyKind):
     """One trial per seed: ``parallel_lines.run`` over ``params.thetas``, a CSV of one row per θ."""
 
     Params = ParallelLinesParams
-    CSV = store.PARALLEL_LINES_FILE
-    table_file = store.PARALLEL_LINES_FILE
+    table_file = store.PARALLEL_LINES_FILE  # one row per θ
 
     def check_params(self, p: ParallelLinesParams) -> None:
         if not p.thetas or len(p.thetas) > MAX_THETAS:
@@ -357,7 +355,7 @@ class ParallelLinesKind(StudyKind):
         return {"params": trial.params}
 
     def run(self, d: Path, payload: Dict[str, Any]) -> Dict[str, Any]:
-        out = d / self.CSV
+        out = d / self.table_file
         if not out.exists():
             p = ParallelLinesParams(**payload["params"])
             store.attempt(d, "train", thetas=len(p.thetas))
@@ -378,7 +376,7 @@ class ParallelLinesKind(StudyKind):
         return {}
 
     def status(self, d: Path, payload: Dict[str, Any]) -> str:
-        return "finished" if (d / self.CSV).exists() else "missing"
+        return "finished" if (d / self.table_file).exists() else "missing"
 
     def page(self, records: StudyRecords, tsne: Optional[bool] = None) -> Page:
         return parallel_lines_page.page(records)
