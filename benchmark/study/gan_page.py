@@ -72,7 +72,7 @@ class Context:
 
     recs: StudyRecords
     spec: StudySpec
-    rep: Mapping[str, Any]  # the spec's report: mapping
+    rep: Mapping[str, Any]  # the spec's ``report:`` (columns, claims, references, x, ...)
     df: pd.DataFrame  # the long scores frame
     order: List[str]  # the arms
     colours: Dict[str, Any]
@@ -90,6 +90,8 @@ class Context:
 
 
 def context(recs: StudyRecords, tsne: Optional[bool] = None) -> Context:
+    """What every section needs, computed once; one line when the study has no scores or a claim is bad
+    (before anything is drawn or written)."""
     spec, df, order = recs.spec, recs.scores, recs.order
     rep = spec.report or {}
     colours = figures.arm_colours(order)
