@@ -1,4 +1,4 @@
-"""Score declarations (benchmark/evaluation/scores.py, the @metric(scores=...) of metrics.py): every score's
+"""Score declarations (benchmark/evaluation/scores.py, the @metric(scores=...) of benchmark/evaluation/metrics/): every score's
 direction pinned in a table, names built and resolved from the declarations only, undeclared names and
 undeclared scores refused, and a real scoring run whose every name resolves."""
 
@@ -9,6 +9,7 @@ from benchmark.evaluation import scores as S
 from benchmark.evaluation.metrics import (
     METRICS,
     Context,
+    Options,
     ScoreSpec,
     evaluate_samples,
     higher,
@@ -159,7 +160,7 @@ def test_a_metric_writing_an_undeclared_score_is_a_programming_error(monkeypatch
         lambda ctx: ({ctx.name("planted_ok"): 1.0, f"planted_typo{ctx.t}": 2.0}, {})
     )
     assert S.direction("planted_ok100") == 1  # a newly registered metric's scores resolve at once
-    ctx = Context(torch.zeros(100, 2), None, "ring8")
+    ctx = Context(torch.zeros(100, 2), None, Options("ring8"))
     with pytest.raises(RuntimeError, match="undeclared score.*planted_typo100"):
         score(ctx, ["planted"])
     monkeypatch.undo()
@@ -203,3 +204,25 @@ def test_every_score_of_a_real_evaluation_resolves():
         "label_agreement",
         "intra_fid",
     }
+
+
+def test_the_declarations_import_no_torch_and_load_the_metrics_when_asked():
+    """scores.py is what the report, the gate and the claims read: importing it must not import torch or the
+    evaluator; asking it about a metric's score loads the metrics package then (and only then)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, benchmark.evaluation.scores as S\n"
+        "assert 'torch' not in sys.modules and 'benchmark.evaluation.metrics' not in sys.modules\n"
+        "assert S.resolve('theta')['metric'] == 'parallel-lines' and 'torch' not in sys.modules  # declared here\n"
+        "assert S.direction('fid10k_test') == -1 and 'benchmark.evaluation.metrics' in sys.modules\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_splits_a_score_names_are_the_datasets_splits():
+    from benchmark.data import SPLITS
+
+    assert S.SPLITS == SPLITS

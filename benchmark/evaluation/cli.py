@@ -20,7 +20,7 @@ from benchmark.errors import UserError
 from benchmark.evaluation.classifier import (
     SECOND,
     WEIGHTS_DIR,
-    _arch_name,
+    arch_name,
     classify,
     clean_confidence_quantile,
     corruption_table,
@@ -91,7 +91,7 @@ def _cmd_classifier_test(args: argparse.Namespace) -> int:
     """Re-measure the corruption table of the dataset's evaluators (primary and second) on its test split."""
 
     _set_threads(args.threads)
-    name = _arch_name(args.dataset)
+    name = arch_name(args.dataset)
     base = dataset_of(name)
     wdir = Path(args.weights) if args.weights else None
     if args.limit is not None and args.limit < 1:

@@ -26,13 +26,13 @@ import torch
 from torch import Tensor
 
 from benchmark.errors import UserError
-from benchmark.evaluation.classifier import BORROWS, _cached_sha, load_classifier
+from benchmark.evaluation.classifier import BORROWS, cached_sha256, load_classifier
 
 EXTRACTORS = ("classifier", "inception-v3-compat")
 PREFIX = "ganbench-classifier-"
 INCEPTION = "inception-v3-compat"
 
-# torch-fidelity's result keys -> ours (see metrics.py for the protocol names)
+# torch-fidelity's result keys -> ours (see benchmark/evaluation/scores.py for the protocol names)
 RAW_KEYS = {
     "fid": ("frechet_inception_distance",),
     "kid": ("kernel_inception_distance_mean", "kernel_inception_distance_std"),
@@ -185,7 +185,7 @@ def evaluator(extractor: str, dataset: str) -> Tuple[str, str]:
         _, sha = load_classifier(dataset)
         return PREFIX + dataset, sha
     if extractor == INCEPTION:
-        return INCEPTION, _cached_sha(inception_weights())
+        return INCEPTION, cached_sha256(inception_weights())
     raise UserError(f"unknown feature extractor '{extractor}'; valid: {', '.join(EXTRACTORS)}")
 
 

@@ -56,6 +56,35 @@ def record_key(rec: Dict[str, Any]) -> Tuple:
     )  # another seed scores other samples
 
 
+def _steps(run_dir: Path, steps: Optional[Sequence[int]]) -> List[int]:
+    """The checkpoint steps to score: all (None), or the given ones, each of which must exist."""
+    available = list_checkpoints(run_dir)
+    if not available:
+        raise UserError(f"run '{run_dir}' has no checkpoints yet; train it first")
+    if steps is None:
+        return available
+    todo = sorted(set(int(s) for s in steps))
+    missing = [s for s in todo if s not in available]
+    if missing:
+        raise UserError(
+            f"run '{run_dir}' has no checkpoint at step {', '.join(map(str, missing))}; "
+            f"available: {', '.join(map(str, available))}"
+        )
+    return todo
+
+
+def _metric_names(cfg, run_dir: Path, metrics: Optional[Sequence[str]], tsne: bool) -> List[str]:
+    """The metrics scored: the dataset's defaults for a run (dynamics only with a log; t-SNE when asked), or
+    the given ones checked against the dataset."""
+    names = resolve_metrics(cfg.dataset, metrics, conditional=cfg.conditional, run=True)
+    if metrics is None:
+        if not (run_dir / LOG_FILE).is_file():
+            names = [m for m in names if m != "dynamics"]
+        if tsne:
+            names.append("tsne")
+    return names
+
+
 def evaluate_run(
     run_dir: str | Path,
     steps: Optional[Sequence[int]] = None,
@@ -74,69 +103,42 @@ def evaluate_run(
 ) -> List[Dict[str, Any]]:
     """Score checkpoints ``steps`` (default: all) of the run; append new records to ``RUN/metrics.jsonl``.
 
-    Returns one record per requested step (new, or the stored one when already scored).
+    Returns one record per requested step (new, or the stored one when already scored). Every check (the
+    steps, the options, the evaluator's weights, the scores file and the data being writable/present) runs
+    before the first checkpoint is scored.
     """
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)  # UserError when not a run directory
-    available = list_checkpoints(run_dir)
-    if not available:
-        raise UserError(f"run '{run_dir}' has no checkpoints yet; train it first")
-    if steps is None:
-        todo = available
-    else:
-        todo = sorted(set(int(s) for s in steps))
-        missing = [s for s in todo if s not in available]
-        if missing:
-            raise UserError(
-                f"run '{run_dir}' has no checkpoint at step {', '.join(map(str, missing))}; "
-                f"available: {', '.join(map(str, available))}"
-            )
+    todo = _steps(run_dir, steps)
     check_num_samples(num_samples)
     check_seed(seed)
     check_split(split)
-    has_log = (run_dir / LOG_FILE).is_file()
-    names = resolve_metrics(cfg.dataset, metrics, conditional=cfg.conditional, run=True)
-    if metrics is None:
-        if not has_log:
-            names = [m for m in names if m != "dynamics"]
-        if tsne:
-            names.append("tsne")
+    names = _metric_names(cfg, run_dir, metrics, tsne)
     ev = evaluator_info(cfg.dataset, feature_extractor, names)
     n_gen = samples_needed(cfg.dataset, names, num_samples)
     root = data_root or cfg.data_root
 
     path = run_dir / METRICS_FILE
     done = {record_key(r): r for r in io.read_jsonl(path)}
-    keys = {
-        step: record_key(
-            {
-                "step": step,
-                "metric_set": sorted(names),
-                "evaluator": ev,
-                "num_samples_requested": num_samples,
-                "reference": {"split": split},
-                "generation_seed": seed,
-            }
-        )
-        for step in todo
-    }
+    asked = {"metric_set": sorted(names), "evaluator": ev, "num_samples_requested": num_samples}
+    asked.update(reference={"split": split}, generation_seed=seed)
+    keys = {step: record_key({"step": step, **asked}) for step in todo}
     if force or any(keys[s] not in done for s in todo):  # something will be scored: can it be kept?
         check_appendable(path, f"run '{run_dir}': the scores file")
         if "tsne" in names:
             check_output_dir(run_dir / EVAL_DIR, f"run '{run_dir}': the t-SNE folder")
         check_dataset_files(cfg.dataset, root)
     out: List[Dict[str, Any]] = []
-    bar = tqdm(todo, disable=not progress, desc=f"evaluating {run_dir.name}", unit="ckpt")
-    for step in bar:
+    for step in tqdm(todo, disable=not progress, desc=f"evaluating {run_dir.name}", unit="ckpt"):
         key = keys[step]
         if key in done and not force:
             out.append(done[key])
             continue
         G, gcfg, _ = load_generator(run_dir, step, device=device)
         x, y = generate(G, gcfg, n_gen, seed=seed, device=device)
-        tsne_path = run_dir / EVAL_DIR / f"tsne_{step:06d}.png" if "tsne" in names else None
+        del G
         rec = evaluate_samples(
             x,
             y,
@@ -149,7 +151,7 @@ def evaluate_run(
             cache_root=cache_root,
             progress=progress,
             seed=seed,
-            tsne_path=tsne_path,
+            tsne_path=run_dir / EVAL_DIR / f"tsne_{step:06d}.png" if "tsne" in names else None,
             run_dir=run_dir,
             step=step,
             num_samples=num_samples,
@@ -158,5 +160,4 @@ def evaluate_run(
         io.append_jsonl(path, [rec])
         done[key] = rec
         out.append(rec)
-        del G
     return out

@@ -1,0 +1,118 @@
+"""The class family: coverage of the classes by the evaluator's labels, and a conditional generator's labels.
+
+  coverage     classes_covered10k, class_kl10k, class_entropy10k, mode_score10k; the two evaluators'
+               agreement and TV, the unreadable share and classes covered by readable samples (coverage.py)
+  conditional  label_agreement10k, intra_fid10k_test   (needs labels; FID of each requested class against
+               all real images of that class in the split, averaged over classes)
+
+Class-distribution figures compare with the class shares of the *training* labels (what the GAN was trained
+to match; Mode Score's p*(y)), so they carry no split.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+from benchmark.evaluation.coverage import EVALUATOR_DEPENDENT, TV_BOUND, coverage, cross_check, label_agreement
+from benchmark.evaluation.fidelity import fidelity_metrics
+from benchmark.evaluation.metrics.context import Context
+from benchmark.evaluation.metrics.registry import Details, Scores, metric
+from benchmark.evaluation.scores import higher, lower, neutral
+
+COVERAGE_THRESHOLD = 0.1
+
+
+def _image_min(ctx: Context) -> int:
+    return 10 * ctx.num_classes if ctx.family == "image" else 10
+
+
+@metric(
+    "coverage",
+    ("image",),
+    min_n=_image_min,
+    help="class coverage, class KL, entropy, Mode Score; two-evaluator agreement, TV, unreadable share",
+    scores=(
+        higher("classes_covered", "classes covered", unit="classes"),
+        lower("class_kl", "class KL"),
+        higher("class_entropy", "class entropy", unit="nats"),
+        higher("mode_score", "Mode Score"),
+        neutral("evaluator_agreement", "evaluators' agreement"),
+        neutral("evaluator_tv", "evaluators' class-histogram TV"),
+        lower("unreadable_share", "share read by neither evaluator"),
+        higher("classes_covered_readable", "classes covered (readable samples)", unit="classes"),
+    ),
+)
+def _coverage(ctx: Context) -> Tuple[Scores, Details]:
+    _, logits = ctx.gen_outputs
+    c = coverage(logits.argmax(1), logits, ctx.train_prior, COVERAGE_THRESHOLD)
+    _, logits2 = ctx.gen_outputs_second
+    tau, tau2 = ctx.readable_taus
+    x = cross_check(logits, logits2, ctx.train_prior, tau, tau2, COVERAGE_THRESHOLD)
+    t = ctx.t
+    details: Details = {
+        f"class_hist{t}": c["hist"],
+        "coverage_threshold": COVERAGE_THRESHOLD,
+        f"class_hist_second{t}": x["hist_second"],
+        "readable_tau": [tau, tau2],
+        "evaluator_tv_bound": TV_BOUND,
+        "evaluator_dependent": x["evaluator_dependent"],
+    }
+    if x["evaluator_dependent"]:
+        details["evaluator_warning"] = EVALUATOR_DEPENDENT
+    return (
+        {
+            f"classes_covered{t}": float(c["covered"]),
+            f"class_kl{t}": c["kl"],
+            f"class_entropy{t}": c["entropy"],
+            f"mode_score{t}": c["mode_score"],
+            f"evaluator_agreement{t}": x["agreement"],
+            f"evaluator_tv{t}": x["tv"],
+            f"unreadable_share{t}": x["unreadable_share"],
+            f"classes_covered_readable{t}": float(x["covered_readable"]),
+        },
+        details,
+    )
+
+
+@metric(
+    "conditional",
+    ("image",),
+    needs_labels=True,
+    min_n=lambda ctx: 100 * ctx.num_classes,
+    help="label agreement and intra-class FID of a conditional generator",
+    scores=(higher("label_agreement", "label agreement"), lower("intra_fid", "intra-class FID", split=True)),
+)
+def _conditional(ctx: Context) -> Tuple[Scores, Details]:
+    assert ctx.y is not None
+    _, logits = ctx.gen_outputs
+    agree = label_agreement(logits.argmax(1), ctx.y)
+    real = ctx.real
+    xr_all, yr_all = real.images.cpu(), real.labels.cpu()
+    per: List[float] = []
+    for k in range(ctx.num_classes):
+        xg = ctx.x[ctx.y.cpu() == k]
+        mask = yr_all == k
+        nk = int(mask.sum())
+        if len(xg) < 2 or nk < 2:
+            per.append(float("nan"))
+            continue
+        r = fidelity_metrics(
+            xg,
+            lambda m=mask: xr_all[m],
+            nk,
+            ctx.dataset,
+            ctx.split,
+            ("fid",),
+            extractor=ctx.opts.extractor,
+            root=ctx.opts.cache_root,
+            device=ctx.device,
+            cache_tag=f"-class{k}",
+        )
+        per.append(r["frechet_inception_distance"])
+    valid = [v for v in per if v == v]
+    t = ctx.t
+    return (
+        {ctx.name("label_agreement"): agree, ctx.name("intra_fid"): sum(valid) / len(valid) if valid else math.nan},
+        {f"intra_fid_per_class{t}_{ctx.split}": per},
+    )

@@ -1,0 +1,101 @@
+"""The mode-counting family: stacked-mnist (VEEGAN/PacGAN protocol) and the 2D mixtures (PacGAN protocol).
+
+  stacked-mnist (26,000 samples): modes   modes26k (of 1000)   kl   kl26k   KL(generated || uniform over 1000)
+  2D mixtures (2,500 samples, mixtures.py): modes   modes2500   hq   hq2500 (%)   rkl   rkl2500
+
+Each reads its protocol's fixed count from the start of the whole sample set (``Context.x_full``), whatever
+``num_samples`` says.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+from benchmark.evaluation.classifier import classify
+from benchmark.evaluation.coverage import stacked_modes
+from benchmark.evaluation.metrics.context import Context
+from benchmark.evaluation.metrics.registry import Details, Scores, metric
+from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES, mixture_metrics
+from benchmark.evaluation.scores import higher, lower, tag
+
+STACKED_PROTOCOL = 26_000
+PROTOCOLS = {"stacked": STACKED_PROTOCOL, "points": PROTOCOL_SAMPLES}  # family -> samples counted
+
+
+def _protocol(ctx: Context) -> int:
+    return PROTOCOLS.get(ctx.family, 0)
+
+
+def _stacked(ctx: Context) -> Dict[str, Any]:
+    """Modes and KL of the first 26,000 samples, each channel labelled by the MNIST classifier."""
+
+    def compute() -> Dict[str, Any]:
+        x = ctx.x_full[:STACKED_PROTOCOL]
+        n, c = x.shape[:2]
+        _, logits = classify(
+            ctx.classifier[0], x.reshape(n * c, 1, *x.shape[2:]), progress=ctx.opts.progress, desc="labelling channels"
+        )
+        return stacked_modes(logits.argmax(1).reshape(n, c))
+
+    return ctx.shared("stacked", compute)
+
+
+def _mixture(ctx: Context) -> Dict[str, Any]:
+    """PacGAN's figures of the first 2,500 points against the mixture's means."""
+
+    def compute() -> Dict[str, Any]:
+        d = ctx.real_dataset()
+        return mixture_metrics(ctx.x_full[:PROTOCOL_SAMPLES], d.means, d.std)
+
+    return ctx.shared("mixture", compute)
+
+
+@metric(
+    "modes",
+    ("stacked", "points"),
+    min_n=_protocol,
+    protocol_n=dict(PROTOCOLS),
+    help="modes captured (stacked-mnist: of 1000; mixtures: PacGAN)",
+    scores=(higher("modes", "modes captured"),),
+)
+def _modes(ctx: Context) -> Tuple[Scores, Details]:
+    if ctx.family == "stacked":
+        return {ctx.name("modes", STACKED_PROTOCOL): float(_stacked(ctx)["modes"])}, {}
+    m = _mixture(ctx)
+    return {ctx.name("modes", PROTOCOL_SAMPLES): float(m["modes"])}, {f"mode_hist{tag(PROTOCOL_SAMPLES)}": m["hist"]}
+
+
+@metric(
+    "kl",
+    ("stacked",),
+    min_n=lambda ctx: STACKED_PROTOCOL,
+    protocol_n={"stacked": STACKED_PROTOCOL},
+    help="stacked-mnist KL(generated || uniform over 1000)",
+    scores=(lower("kl", "KL to uniform modes"),),
+)
+def _kl(ctx: Context) -> Tuple[Scores, Details]:
+    return {ctx.name("kl", STACKED_PROTOCOL): _stacked(ctx)["kl"]}, {}
+
+
+@metric(
+    "hq",
+    ("points",),
+    min_n=lambda ctx: PROTOCOL_SAMPLES,
+    protocol_n={"points": PROTOCOL_SAMPLES},
+    help="% high-quality samples (within 3 std of the nearest mode)",
+    scores=(higher("hq", "high-quality samples", unit="%"),),
+)
+def _hq(ctx: Context) -> Tuple[Scores, Details]:
+    return {ctx.name("hq", PROTOCOL_SAMPLES): _mixture(ctx)["hq"]}, {}
+
+
+@metric(
+    "rkl",
+    ("points",),
+    min_n=lambda ctx: PROTOCOL_SAMPLES,
+    protocol_n={"points": PROTOCOL_SAMPLES},
+    help="reverse KL of the mode histogram to uniform",
+    scores=(lower("rkl", "reverse KL to uniform modes"),),
+)
+def _rkl(ctx: Context) -> Tuple[Scores, Details]:
+    return {ctx.name("rkl", PROTOCOL_SAMPLES): _mixture(ctx)["rkl"]}, {}
