@@ -9,7 +9,7 @@ registers them with ``scores``: the report and the gate read a score's direction
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from benchmark.data import dataset_info
 from benchmark.errors import UserError
@@ -17,8 +17,9 @@ from benchmark.evaluation import scores as score_decls
 from benchmark.evaluation.scores import ScoreSpec
 from benchmark.registry import Registry
 
-if TYPE_CHECKING:
-    from benchmark.evaluation.metrics.context import Context
+# A metric's function takes the scoring context (context.py imports this module, so it is not imported back:
+# an alias for the annotations; no import cycle, not even under TYPE_CHECKING).
+Context = Any
 
 METRICS = Registry("metric")
 score_decls.register_producers(METRICS)
@@ -30,10 +31,10 @@ Details = Dict[str, Any]
 @dataclass(frozen=True)
 class Metric:
     name: str
-    fn: Callable[["Context"], Tuple[Scores, Details]]
+    fn: Callable[[Context], Tuple[Scores, Details]]
     families: Tuple[str, ...]  # image | stacked | points
     scores: Tuple[ScoreSpec, ...] = ()  # every score the metric may write (see ScoreSpec)
-    min_n: Callable[["Context"], int] = lambda ctx: 2
+    min_n: Callable[[Context], int] = lambda ctx: 2
     protocol_n: Dict[str, int] = field(default_factory=dict)  # family -> fixed number of samples used
     fidelity: Tuple[str, ...] = ()  # torch-fidelity metrics needed (fid, kid, isc, prc)
     needs_labels: bool = False
