@@ -60,8 +60,8 @@ EVAL_DIR = "eval"
 CHECKPOINT_FORMAT = 3  # 3: + the sha256 of the contents; 2: tensors and plain values only (weights_only);
 #   1 (unversioned) was a full pickle. Format 2 still loads (unverified, with a note): old runs resume.
 CHECKSUM_KEY = "payload_sha256"
-RUN_FILES = (CONFIG_FILE, RUN_INFO_FILE, LOG_FILE, METRICS_FILE, DONE_FILE, LOCK_FILE)
-RUN_FOLDERS = (CHECKPOINT_DIR, SAMPLES_DIR, EVAL_DIR)
+TRAIN_WRITES_FILES = (CONFIG_FILE, RUN_INFO_FILE, LOG_FILE, DONE_FILE, LOCK_FILE)  # what ``train`` writes
+TRAIN_WRITES_FOLDERS = (CHECKPOINT_DIR, SAMPLES_DIR)
 
 
 def generator_file(step: int) -> str:
@@ -259,7 +259,8 @@ def load_checkpoint(path: str | Path) -> Dict[str, Any]:
     fmt = ck.get("format", 1)
     if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt > CHECKPOINT_FORMAT:
         raise UserError(
-            f"checkpoint {quote(path)} has format {quote(fmt, 20)}, and this ganbench reads formats up to "
+            f"checkpoint {quote(path)} has format {fmt if isinstance(fmt, int) else quote(fmt, 20)}, and this "
+            f"ganbench reads formats up to "
             f"{CHECKPOINT_FORMAT}; use the ganbench that wrote it, or {fix}"
         )
     stored = ck.pop(CHECKSUM_KEY, None)
@@ -371,14 +372,14 @@ def check_run_dir(run_dir: str | Path, what: str = "--out") -> None:
     finished = (out / DONE_FILE).is_file()
     if not finished:
         check_output_dir(out, what)
-    for name in RUN_FOLDERS:
+    for name in TRAIN_WRITES_FOLDERS:
         p = out / name
         if os.path.lexists(p) and not p.is_dir():
             raise UserError(
                 f"run directory {quote(out)} holds {quote(p)} as a file, where ganbench keeps a folder; move or "
                 "delete it (or use another --out)"
             )
-    for name in RUN_FILES:
+    for name in TRAIN_WRITES_FILES:
         p = out / name
         if os.path.lexists(p) and not p.is_file():
             kind = "a folder" if p.is_dir() else "something other than a file"
