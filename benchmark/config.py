@@ -346,7 +346,7 @@ def parse_value(key: str, text: str, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     inner = [a for a in typing.get_args(tp) if a is not type(None)]
     if origin in (typing.Union, types.UnionType):
-        if text.strip().lower() in ("none", "null", "~", ""):
+        if text.strip().lower() in ("none", "null", "~"):
             return None
         return parse_value(key, text, inner[0])
     if origin in (list, tuple):

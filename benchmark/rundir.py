@@ -274,11 +274,11 @@ def load_checkpoint(path: str | Path) -> Dict[str, Any]:
                 f"checkpoint {quote(path)} is corrupt: its contents do not match the sha256 stored in it "
                 f"(damaged on disk or in a copy); {fix}"
             )
-    elif str(path) not in _LEGACY_NOTED:
-        _LEGACY_NOTED.add(str(path))
+    elif str(Path(path).parent) not in _LEGACY_NOTED:  # one note per checkpoints folder
+        _LEGACY_NOTED.add(str(Path(path).parent))
         print(
-            f"note: checkpoint {quote(path)} predates checksums (format {fmt}); it is loaded unverified, and its "
-            "run's next checkpoint carries one",
+            f"note: checkpoint {quote(path)} predates checksums (format {fmt}); it is loaded unverified (so are "
+            "the older ones beside it), and the run's next checkpoint carries one",
             file=sys.stderr,
         )
     step = ck["step"]
@@ -459,8 +459,9 @@ def load_generator(
     if ck["step"] != step:
         raise UserError(f"checkpoint {quote(path)} holds step {ck['step']}, not the {step} of its name; {fix}")
     check_step(path, step, cfg, fix)
-    if "config_sha256" in ck and ck["config_sha256"] != config_hash(cfg):
-        raise UserError(f"checkpoint {quote(path)} belongs to another run (its config hash differs); {fix}")
+    # (its config hash is not compared with config.yaml's: a config key added to ganbench since the run was
+    # trained would change that hash, and every old run would become unscorable; another architecture's
+    # weights are refused by load_state)
     if "G" not in ck:
         raise UserError(f"checkpoint {quote(path)} holds no generator weights; {fix}")
     load_state(G, ck["G"], "generator", path)

@@ -64,7 +64,8 @@ def one_line_error(capsys, argv, *needles):
 
 
 def snapshot(root) -> dict:
-    """{relative path: sha256 of the file | 'folder' | 'link -> target'} of everything under ``root``.
+    """{relative path: (sha256, mtime) of a file | 'folder' | 'link -> target'} of everything under ``root``: a
+    file rewritten with the same bytes changes too (its mtime).
 
     A run's ``.lock`` is recorded by its existence only: its content is the pid of the last process that held
     it, rewritten by every process that takes the lock (the lock protocol, not the run's data).
@@ -82,7 +83,7 @@ def snapshot(root) -> dict:
         elif p.name == ".lock":
             out[rel] = "lock"
         elif p.is_file():
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            out[rel] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
         else:
             out[rel] = "special"
     return out

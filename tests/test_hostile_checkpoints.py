@@ -57,7 +57,9 @@ def half(tmp_path_factory):
     train(make_config(TOY), ref, progress=False)
     other = base / "other"
     train(make_config({**TOY, "gp_lambda": 1.0}), other, progress=False)
-    return stopped, ref, other
+    narrow = base / "narrow"  # another architecture (z_dim 3)
+    train(make_config({**TOY, "z_dim": 3}), narrow, progress=False)
+    return stopped, ref, other, narrow
 
 
 def copy(src: Path, where: Path, name: str = "run") -> Path:
@@ -175,7 +177,7 @@ def _without(path: Path, key: str) -> None:
 
 @pytest.mark.parametrize("damage,needles", [c[1:] for c in _damage_cases()], ids=[c[0] for c in _damage_cases()])
 def test_a_bad_last_pt_is_one_line_and_nothing_is_rewritten(half, tmp_path, capsys, damage, needles):
-    stopped, _, other = half
+    stopped, _, other, _ = half
     out = copy(stopped, tmp_path)
     damage(out, other)
     refused(capsys, ARGV + ["--out", str(out)], *needles, tree=tmp_path)
@@ -183,7 +185,7 @@ def test_a_bad_last_pt_is_one_line_and_nothing_is_rewritten(half, tmp_path, caps
 
 
 def test_a_finished_runs_checkpoint_flipped_is_not_marked_done(half, tmp_path, capsys):
-    _, ref, _ = half
+    _, ref, _, _ = half
     out = copy(ref, tmp_path)
     (out / rundir.DONE_FILE).unlink()  # ask for the run again: it must prove its last.pt
     flip(last(out), 1000, 4000)
@@ -195,7 +197,7 @@ def test_a_finished_runs_checkpoint_flipped_is_not_marked_done(half, tmp_path, c
 @given(offset=st.floats(0, 1), n=st.integers(1, 4000))
 def test_any_flip_is_refused_or_changes_nothing(half, tmp_path, offset, n):
     """A flip in bytes that carry no content (zip padding, a name in a header) may load; it must load the same."""
-    stopped, _, _ = half
+    stopped, _, _, _ = half
     p = tmp_path / "c.pt"
     p.write_bytes(last(stopped).read_bytes())
     flip(p, int(offset * (p.stat().st_size - 1)), n)
@@ -221,7 +223,7 @@ def test_any_flip_is_refused_or_changes_nothing(half, tmp_path, offset, n):
         ),
         (
             lambda o, other: rundir.generator_path(o, 3).write_bytes(rundir.generator_path(other, 3).read_bytes()),
-            "another run",
+            "does not fit this run's generator",
         ),
         (lambda o, other: craft(rundir.generator_path(o, 3), step=10**12), "holds step 1000000000000"),
         (lambda o, other: _without(rundir.generator_path(o, 3), "G"), "no generator weights"),
@@ -229,7 +231,7 @@ def test_any_flip_is_refused_or_changes_nothing(half, tmp_path, offset, n):
     ids=["flipped", "renamed", "foreign", "step-10**12", "no-weights"],
 )
 def test_a_bad_generator_file_is_one_line(half, tmp_path, capsys, damage, needle):
-    _, ref, other = half
+    _, ref, _, other = half
     out = copy(ref, tmp_path)
     damage(out, other)
     with pytest.raises(UserError, match=needle):
@@ -247,7 +249,7 @@ def test_a_bad_generator_file_is_one_line(half, tmp_path, capsys, damage, needle
 
 
 def test_a_stopped_run_resumes_bit_identical(half, tmp_path):
-    stopped, ref, _ = half
+    stopped, ref, _, _ = half
     out = copy(stopped, tmp_path)
     assert main(ARGV + ["--out", str(out)]) == 0
     same_state(last(out), last(ref))
@@ -257,7 +259,7 @@ def test_a_stopped_run_resumes_bit_identical(half, tmp_path):
 
 
 def test_a_checkpoint_from_before_checksums_resumes_with_a_note(half, tmp_path, capsys):
-    stopped, ref, _ = half
+    stopped, ref, _, _ = half
     out = copy(stopped, tmp_path)
     for p in (last(out), rundir.generator_path(out, 3)):  # as ganbench wrote them before checksums
         ck = raw(p)
@@ -275,7 +277,7 @@ def test_a_checkpoint_from_before_checksums_resumes_with_a_note(half, tmp_path, 
 
 
 def test_checkpoints_load_with_weights_only_and_carry_their_checksum(half):
-    _, ref, _ = half
+    _, ref, _, _ = half
     for p in (last(ref), rundir.generator_path(ref, 6)):
         ck = torch.load(p, weights_only=True)
         stored = ck.pop(rundir.CHECKSUM_KEY)
