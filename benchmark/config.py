@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -19,10 +20,12 @@ from typing import Any, Dict, List, Mapping, Optional
 import yaml
 
 from benchmark.data import DATASETS
-from benchmark.errors import UserError, did_you_mean
+from benchmark.errors import UserError, did_you_mean, quote
+from benchmark.io import read_text_checked
 from benchmark.models import MODELS, default_z_dim
 from benchmark.objectives import OBJECTIVES, PAPER_DEFAULTS
 
+DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # a device ganbench can pick (train.pick_device)
 CRITIC_NORMS = ("none", "batch", "layer", "instance")
 GP_MODES = ("two-sided", "one-sided")
 COND_MODES = ("concat", "projection")
@@ -101,7 +104,6 @@ class TrainConfig:
 def field_docs(cls: type) -> Dict[str, str]:
     """The comment after each field of a config dataclass (used as ``--help`` text of its flag)."""
     import inspect
-    import re
 
     docs: Dict[str, str] = {}
     try:
@@ -138,6 +140,9 @@ def _show(value: Any, width: int = 40) -> str:
     return r if len(r) <= width else r[: width - 3] + "..."
 
 
+YAML_NON_FINITE = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}  # YAML's spellings
+
+
 def coerce(key: str, value: Any, tp: Any) -> Any:
     """Check/convert ``value`` to the annotated type ``tp``; raise a one-line UserError otherwise."""
     origin = typing.get_origin(tp)
@@ -172,13 +177,16 @@ def coerce(key: str, value: Any, tp: Any) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
+            for base in (10, 0):  # 12, 1_000; then 0x1f, 0o17, 0b101
+                try:
+                    return int(value, base)
+                except ValueError:  # not a number, or more digits than Python converts (4300)
+                    pass
         raise UserError(f"config key '{key}' must be an integer, got {_show(value)}")
     if tp is float:
         out: Optional[float] = None
+        if isinstance(value, str) and value.strip().lower() in YAML_NON_FINITE:
+            value = YAML_NON_FINITE[value.strip().lower()]
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             try:
                 out = float(value)
@@ -218,45 +226,161 @@ def build(cls: Any, overrides: Mapping[str, Any], prefix: str = "", base: Any = 
     return cls(**kw)
 
 
-def parse_set(items: Optional[list]) -> Dict[str, Any]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; values are read as YAML scalars."""
-    out: Dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"--set takes key=value, got '{item}'")
-        k, v = item.split("=", 1)
+# ------------------------------------------------------------------------------------------------
+# strict YAML: data only, read once, bounded
+
+MAX_YAML_BYTES = 1 << 20  # a config or study spec is a few kilobytes
+MAX_YAML_DEPTH = 32  # nested lists/mappings; a spec nests 5 deep
+MAX_YAML_INT_DIGITS = 40
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, problem: str, mark: Any = None):
+        super().__init__(problem)
+        self.problem, self.problem_mark = problem, mark
+
+
+class StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads plain data only: no tags (``!!python/...``, ``!!binary``, any ``!x``), no
+    aliases (so no alias bomb: nothing is expanded), no merge keys, no key given twice (the last would win
+    silently), at most MAX_YAML_DEPTH levels of nesting (deeper would exhaust Python's stack), no integer of
+    absurd length."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(
+                f"uses the alias *{event.anchor} (aliases are not allowed: write the value out)", event.start_mark
+            )
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise _Refused(
+                f"has the tag {quote(tag, 60)} (tags are not allowed: write a plain value)", event.start_mark
+            )
+        self._depth += 1
         try:
-            out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
-        except yaml.YAMLError:
-            out[k.strip()] = v
-    return out
+            if self._depth > MAX_YAML_DEPTH:
+                raise _Refused(f"nests deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: Dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise _Refused("has a merge key '<<' (not allowed: write the keys out)", key_node.start_mark)
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    raise _Refused("has a list or mapping as a key", key_node.start_mark) from None
+                if first is not None:
+                    raise _Refused(
+                        f"has the key {quote(key, 60)} twice (lines {first} and {key_node.start_mark.line + 1}; "
+                        "the last would win silently): keep one",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        digits = str(node.value).lstrip("+-").replace("_", "")
+        if len(digits) > MAX_YAML_INT_DIGITS:
+            raise _Refused(f"holds an integer of {len(digits)} digits", node.start_mark)
+        return super().construct_yaml_int(node)
 
 
-def load_yaml(path: str | Path) -> Dict[str, Any]:
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"config file '{p}' is a folder; give the path of a YAML file")
-    if not p.is_file():
-        raise UserError(f"config file '{p}' does not exist; give the path of a YAML file")
+StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``text`` read by StrictLoader; any problem is one UserError line ``{source} {problem} at line N; fix``
+    (``source`` names where the text came from: "config file 'c.yaml'", "--set 'seed=...'")."""
     try:
-        text = p.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise UserError(
-            f"config file '{p}' is not a text file (not UTF-8); give a YAML file of key: value overrides"
-        ) from None
-    except OSError as e:
-        raise UserError(f"config file '{p}' cannot be read ({e.strerror}); fix its permissions") from None
-    if "\x00" in text:
-        raise UserError(f"config file '{p}' is binary (it holds NUL bytes); give a YAML file of key: value overrides")
-    try:
-        data = yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=StrictLoader)
+    except _Refused as e:
+        mark = e.problem_mark
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{source} {e.problem}{where}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"config file '{p}' is not valid YAML{where}; fix the syntax") from None
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{source} is not valid YAML{where}; fix the syntax") from None
+    except (ValueError, RecursionError, OverflowError) as e:  # a value the constructors cannot build
+        raise UserError(f"{source} holds a value that cannot be read ({quote(e, 60)}); fix it") from None
+
+
+def load_yaml(
+    path: str | Path, what: str = "config file", fix: str = "give a YAML file of key: value overrides"
+) -> Dict[str, Any]:
+    """A YAML file of ``key: value`` (a config, a study spec), read strictly (``StrictLoader``) and at most
+    MAX_YAML_BYTES; a folder, a binary file or a malformed one is one UserError line naming the file."""
+    text = read_text_checked(path, what, fix, MAX_YAML_BYTES)
+    data = parse_yaml(text, f"{what} {quote(path)}")
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise UserError(f"config file '{p}' must hold a mapping of key: value overrides")
+        raise UserError(
+            f"{what} {quote(path)} must hold a mapping of key: value overrides, not a {type(data).__name__}"
+        )
     return data
+
+
+# ------------------------------------------------------------------------------------------------
+# command-line values: parsed by the declared type of their key, before (and mostly instead of) YAML
+
+
+def parse_value(key: str, text: str, tp: Any) -> Any:
+    """The text of a flag or ``--set`` value of a key of type ``tp``: a string is taken as it is (``--model ':'``
+    is the model ':' and no YAML), a number by ``coerce``, a list as ``[1, 2]`` or ``1,2``; only a key of
+    another type (a mapping) is read as strict YAML."""
+    if any(not (c.isprintable() or c == " ") for c in text):
+        raise UserError(
+            f"config key '{key}' is given {quote(text, 60)}, which holds a line break or control character; "
+            "give the value on one line"
+        )
+    origin = typing.get_origin(tp)
+    inner = [a for a in typing.get_args(tp) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        if text.strip().lower() in ("none", "null", "~"):
+            return None
+        return parse_value(key, text, inner[0])
+    if origin in (list, tuple):
+        body = text.strip()
+        if body.startswith("[") and body.endswith("]"):
+            body = body[1:-1]
+        items = [t.strip() for t in body.split(",") if t.strip()]
+        return [parse_value(key, t, inner[0]) if inner else t for t in items]
+    if tp in (str, int, float, bool):
+        return coerce(key, text.strip() if tp is not str else text, tp)
+    return parse_yaml(text, f"the value of config key '{key}' ({quote(text, 60)})") if text.strip() else ""
+
+
+def parse_set(items: Optional[list], cls: Any = None) -> Dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``. A key of ``cls`` (default TrainConfig) is parsed by its
+    declared type (``parse_value``); another key's value is read as strict YAML (``build`` then names the key
+    as unknown)."""
+    hints = typing.get_type_hints(cls or TrainConfig)
+    out: Dict[str, Any] = {}
+    for item in items or []:
+        if any(not (c.isprintable() or c == " ") for c in item):
+            raise UserError(
+                f"--set {quote(item, 60)} holds a line break or control character; give one key=value per --set"
+            )
+        if "=" not in item:
+            raise UserError(f"--set takes key=value, got {quote(item, 60)}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        tp = hints.get(k.replace("-", "_"))
+        if tp is not None:
+            out[k] = parse_value(k.replace("-", "_"), v, tp)
+        else:
+            out[k] = parse_yaml(v, f"--set {quote(item, 60)}") if v.strip() else ""
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -371,8 +495,8 @@ def check(cfg: TrainConfig) -> None:
         )
     if cfg.pack > 1 and cfg.conditional:
         raise UserError("config key 'pack' > 1 cannot be combined with a conditional objective; set pack=1")
-    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
-        raise UserError(f"config key 'device' is '{cfg.device}'; allowed: auto, cpu, cuda, cuda:N")
+    if not DEVICE_RE.fullmatch(cfg.device):
+        raise UserError(f"config key 'device' is {quote(cfg.device, 60)}; allowed: auto, cpu, cuda, cuda:N")
 
 
 def steps_for_epochs(epochs: float, num_train: int, batch_size: int) -> int:

@@ -12,15 +12,18 @@ channel (conv) or feature (MLP) axis.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import math
+import re
 from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, quote
 from benchmark.registry import Registry
 
 MODELS = Registry("model")
@@ -288,15 +291,53 @@ def is_user_model(name: str) -> bool:
 
 
 def import_user_model(name: str) -> Callable[..., Tuple[nn.Module, nn.Module]]:
-    """The factory ``function`` of a user's ``package.module:function`` model: this imports, and so runs, that code."""
+    """The factory ``function`` of a user's ``package.module:function`` model: this imports, and so runs, that code.
+
+    Checked before any work: the name's form, that it imports, that it names a function taking
+    ``(cfg, shape, num_classes)``; the factory returned checks that a call gives a pair of ``nn.Module``.
+    Each failure is one line.
+    """
+    form = "give 'package.module:function', where function(cfg, shape, num_classes) returns (G, D)"
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", name):
+        raise UserError(
+            f"model {quote(name, 60)} is neither a registry name ({', '.join(MODELS.names())}) nor {form[5:]}"
+        )
     mod, _, fn = name.partition(":")
     try:
-        return getattr(importlib.import_module(mod), fn)
+        factory = getattr(importlib.import_module(mod), fn)
     except (ImportError, AttributeError) as e:
         raise UserError(
             f"model '{name}' cannot be imported ({e}); give 'package.module:function' with its package "
             "installed or its folder on PYTHONPATH (e.g. PYTHONPATH=. ganbench ...)"
         ) from None
+    except Exception as e:  # the user's module failed while importing (a SyntaxError, an error it raised)
+        raise UserError(
+            f"model '{name}': importing '{mod}' failed ({type(e).__name__}: {quote(e, 80)}); fix it"
+        ) from None
+    if inspect.isclass(factory) or not callable(factory):
+        kind = "a class" if inspect.isclass(factory) else f"a {type(factory).__name__} (not callable)"
+        raise UserError(f"model '{name}' is {kind}, not a model factory; {form}")
+    try:
+        inspect.signature(factory).bind(None, None, None)
+    except TypeError:
+        raise UserError(
+            f"model '{name}' takes {quote(inspect.signature(factory), 60)}, not (cfg, shape, num_classes); {form}"
+        ) from None
+    except ValueError:  # no signature to be had (some builtins): the call decides
+        pass
+
+    @functools.wraps(factory)
+    def checked(cfg, shape, num_classes) -> Tuple[nn.Module, nn.Module]:
+        pair = factory(cfg, shape, num_classes)
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(m, nn.Module) for m in pair)):
+            got = f"a {type(pair).__name__}" + (f" of {len(pair)}" if isinstance(pair, (tuple, list)) else "")
+            raise UserError(
+                f"model '{name}' returned {got}, not a pair (G, D) of torch.nn.Module; make it return "
+                "(generator, critic)"
+            )
+        return pair[0], pair[1]
+
+    return checked
 
 
 def build_models(cfg, shape, num_classes) -> Tuple[nn.Module, nn.Module]:

@@ -15,23 +15,34 @@ import os
 import random
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from benchmark import io, rundir
-from benchmark.config import TrainConfig, field_docs, load_yaml, make_config, parse_set, resolve, semantic_dict, to_yaml
+from benchmark.config import (
+    DEVICE_RE,
+    TrainConfig,
+    field_docs,
+    load_yaml,
+    make_config,
+    parse_set,
+    parse_value,
+    resolve,
+    semantic_dict,
+    to_yaml,
+)
 from benchmark.data import Dataset, load_dataset
-from benchmark.errors import TrainingDiverged, UserError
+from benchmark.errors import TrainingDiverged, UserError, os_error, quote
 from benchmark.models import build_models
 from benchmark.objectives import build_objective, gradient_penalty
-from benchmark.paths import check_output_dir
+from benchmark.paths import check_room
 
 # ------------------------------------------------------------------------------------------------
 # set-up
@@ -40,8 +51,13 @@ from benchmark.paths import check_output_dir
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not DEVICE_RE.fullmatch(name):
+        raise UserError(f"device {quote(name, 60)} is not one ganbench runs on; use auto, cpu, cuda or cuda:N")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device '{name}' asked for, but no CUDA device is present; use --device cpu or auto")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise UserError(f"device '{name}' asked for, but this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1})")
     return torch.device(name)
 
 
@@ -157,6 +173,7 @@ def save_samples(G: nn.Module, z: Tensor, y: Optional[Tensor], path: Path, data:
 
 def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str, Any]:
     """Train (or resume, or just report) the run of ``cfg`` in ``out``; returns the summary."""
+    rundir.check_run_dir(out)  # kinds and permissions of everything written there: one line now, not after training
     out = Path(out)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -165,36 +182,40 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
 
     # --- the run directory: new, same run (resume), or someone else's (refuse) --------------------
     cfg_path, done_path = out / rundir.CONFIG_FILE, out / rundir.DONE_FILE
-    if cfg_path.exists():
+    if os.path.lexists(cfg_path):
+        fix = f"delete it to resume from the checkpoint (which records its config), or delete {quote(out)}"
+        old_text = load_yaml(cfg_path, "run config", fix)
         try:
-            old = make_config(load_yaml(cfg_path))
-        except UserError:
-            raise UserError(f"'{cfg_path}' is unreadable; delete '{out}' to start the run afresh") from None
+            old = make_config(old_text)
+        except UserError as e:
+            raise UserError(f"run config {quote(cfg_path)} is not a valid config ({e}); {fix}") from None
         diff = {k: (v, semantic_dict(cfg)[k]) for k, v in semantic_dict(old).items() if semantic_dict(cfg)[k] != v}
         if diff:
             k, (a, b) = next(iter(diff.items()))
             raise UserError(f"'{out}' holds a run with another config ({k}: {a} there, {b} here); use another --out")
-    if done_path.exists():
-        summary = io.read_json(done_path)
+    if os.path.lexists(done_path):
+        summary = rundir.read_done(out)
         if progress:
             print(
                 f"ganbench: run in '{out}' already finished ({summary['steps']} steps); nothing to do", file=sys.stderr
             )
         return summary
+    check_room(out, rundir.bytes_needed(cfg, run.G, run.D, out), "--out")  # checkpoints, grids, log: room for all
     with rundir.run_lock(out):  # one process per run directory, until this one ends (or dies)
         return _train(run, out, progress)
 
 
 def _resume(run: Run, last_path: Path, data_gen: torch.Generator) -> int:
-    """Load ``last.pt`` into the run (after checking it is this run's); returns its step."""
-    ck = rundir.load_checkpoint(last_path)
-    if "config_sha256" not in ck or "rng" not in ck:
+    """Load ``last.pt`` into the run (after checking it is this run's and intact); returns its step."""
+    ck = rundir.load_checkpoint(last_path)  # (its sha256 checked)
+    if any(k not in ck for k in ("config_sha256", "rng", "G", "D", "opt_g", "opt_d")):
         raise UserError(
             f"checkpoint '{last_path}' is not a resumable ganbench checkpoint (no config hash or RNG "
             "state); delete it to restart this run from scratch"
         )
+    rundir.check_step(last_path, ck["step"], run.cfg, "delete it to restart this run from scratch")
     if ck["config_sha256"] != rundir.config_hash(run.cfg):
-        theirs, ours = ck.get("config") or {}, semantic_dict(run.cfg)
+        theirs, ours = ck.get("config") if isinstance(ck.get("config"), dict) else {}, semantic_dict(run.cfg)
         k = next((k for k in ours if k in theirs and theirs[k] != ours[k]), None)
         what = f" ({k}: {theirs[k]} there, {ours[k]} here)" if k else ""
         raise UserError(
@@ -208,7 +229,13 @@ def _resume(run: Run, last_path: Path, data_gen: torch.Generator) -> int:
         ("critic optimiser", run.opt_d, "opt_d"),
     ):
         rundir.load_state(module, ck[key], what, last_path)
-    rundir.set_rng_state(ck["rng"], data_gen)
+    try:
+        rundir.set_rng_state(ck["rng"], data_gen)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+        raise UserError(
+            f"checkpoint '{last_path}' holds an RNG state that cannot be restored; delete it to restart this run "
+            "from scratch"
+        ) from None
     return int(ck["step"])
 
 
@@ -216,20 +243,23 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
     """The training loop proper, run while holding the run directory's lock."""
     cfg = run.cfg
     G, D, obj, data, device = run.G, run.D, run.objective, run.data, run.device
+
+    # --- seeded in Run(); resume if a checkpoint exists. What the run directory holds (checkpoint, log)
+    # is validated before anything in it is rewritten: a refused checkpoint leaves the run as it was.
+    data_gen = torch.Generator().manual_seed(cfg.seed)  # draws batch indices (CPU, saved in checkpoints)
+    log_path, last_path = out / rundir.LOG_FILE, rundir.last_checkpoint_path(out)
+    start = _resume(run, last_path, data_gen) if last_path.exists() else 0
+    # the log may run ahead of the checkpoint (or be torn by a kill): keep what the checkpoint covers
+    log = [r for r in rundir.read_log(out, cfg.steps) if r["step"] <= start]
+
     rundir.remove_stale_temporaries(out)  # of writes killed mid-way; nobody else writes here now
     (out / rundir.CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
     (out / rundir.SAMPLES_DIR).mkdir(exist_ok=True)
     io.write_text(out / rundir.CONFIG_FILE, to_yaml(cfg))
     info = rundir.run_info(device)
     io.write_json(out / rundir.RUN_INFO_FILE, info)
-
-    # --- seeded in Run(); resume if a checkpoint exists -------------------------------------------
-    data_gen = torch.Generator().manual_seed(cfg.seed)  # draws batch indices (CPU, saved in checkpoints)
     fixed_z, fixed_y = _fixed_noise(cfg, run.num_classes, device)
-    log_path, last_path = out / rundir.LOG_FILE, rundir.last_checkpoint_path(out)
-    start = _resume(run, last_path, data_gen) if last_path.exists() else 0
-    # the log may run ahead of the checkpoint (or be torn by a kill): keep what the checkpoint covers
-    io.rewrite_jsonl(log_path, [r for r in io.read_jsonl(log_path) if r.get("step", 0) <= start])
+    io.rewrite_jsonl(log_path, log)
     config_sha256 = rundir.config_hash(cfg)
 
     bs, n_critic, pack = cfg.batch_size, cfg.n_critic, cfg.pack
@@ -323,7 +353,7 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
             )
     bar.close()
 
-    log = io.read_jsonl(log_path)
+    log = rundir.read_log(out)
     summary = {
         "steps": cfg.steps,
         "seconds_this_session": time.perf_counter() - t_start,
@@ -344,10 +374,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides: Dict[str, Any] = {}
     if args.config:
         overrides.update(load_yaml(args.config))
+    hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         v = getattr(args, f"cfg_{f.name}", None)
-        if v is not None:
-            overrides[f.name] = yaml.safe_load(v) if isinstance(v, str) and v.strip() else v
+        if v is not None:  # read by the key's declared type, never as YAML: --seed '!!python/...' is not an integer
+            overrides[f.name] = parse_value(f.name, v, hints[f.name]) if isinstance(v, str) else v
     overrides.update(parse_set(args.set))
     return make_config(overrides)
 
@@ -366,12 +397,15 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    check_output_dir(args.out, "--out")  # a file there, or no permission: one line now, not after training
-    try:
+    try:  # (--out: its kinds, permissions and room are checked by train(), before any work)
         summary = train(cfg, args.out, progress=not args.quiet)
     except TrainingDiverged as e:
         print(f"ganbench: run diverged: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # e.g. the disk filled up during training: one line; the same command resumes
+        raise os_error(
+            e, f"training the run in {quote(args.out)}", "fix that, then run the same command to resume"
+        ) from None
     print(f"ganbench: done, {summary['steps']} steps; outputs in '{args.out}'")
     return 0
 

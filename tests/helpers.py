@@ -2,6 +2,9 @@
 
 import math
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -55,3 +58,74 @@ def one_line_error(capsys, argv, *needles):
     for n in needles:
         assert n in err, err
     return err
+
+
+# ---- hostile input: the tree a refused command must leave as it was ---------------------------------
+
+
+def snapshot(root) -> dict:
+    """{relative path: (sha256, mtime) of a file | 'folder' | 'link -> target'} of everything under ``root``: a
+    file rewritten with the same bytes changes too (its mtime).
+
+    A run's ``.lock`` is recorded by its existence only: its content is the pid of the last process that held
+    it, rewritten by every process that takes the lock (the lock protocol, not the run's data).
+    """
+    import hashlib
+
+    root = Path(root)
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = f"link -> {os.readlink(p)}"
+        elif p.is_dir():
+            out[rel] = "folder"
+        elif p.name == ".lock":
+            out[rel] = "lock"
+        elif p.is_file():
+            out[rel] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        else:
+            out[rel] = "special"
+    return out
+
+
+def refused(capsys, argv, *needles, tree=None):
+    """``one_line_error`` (exit 2, one stderr line, no traceback, every needle), and the tree under ``tree``
+    (a folder, or a list of them) unchanged: nothing written, renamed or deleted."""
+    roots = [] if tree is None else tree if isinstance(tree, (list, tuple)) else [tree]
+    before = [snapshot(r) for r in roots]
+    err = one_line_error(capsys, argv, *needles)
+    for r, b in zip(roots, before):
+        assert snapshot(r) == b, f"the refused command changed '{r}'"
+    return err
+
+
+@contextmanager
+def unprivileged():
+    """Act as an ordinary user: root ignores file modes, so a root test run drops to 'nobody' (uid 65534) for a
+    moment; the kernel then checks permissions for real (os.access, open, mkdir, rename)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@contextmanager
+def shared_folder():
+    """A temporary folder every user may traverse (pytest's own tmp_path is private to its owner), for tests
+    that act as 'nobody' (``unprivileged``); removed afterwards whatever modes were set inside."""
+    d = Path(tempfile.mkdtemp(prefix="ganbench-hostile-"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        for p in [d, *d.rglob("*")]:
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o755)
+        shutil.rmtree(d)

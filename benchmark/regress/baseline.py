@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -48,6 +49,9 @@ RULE = (
 # calibration seeds, its floor) passes a drop to zero: refused as absurd. The rule above never writes one:
 # K_SIGMA * std <= 3 * sqrt(2) * max|x| for values x over K >= 2 seeds.
 ABSURD_TOLERANCE = 5.0
+# No score comes near this size (FID is hundreds, counts thousands): a larger finite number in a baseline is
+# damage or a typo, and sums with it would lose every digit of the score.
+MAX_ABS_NUMBER = 1e12
 
 
 def default_baseline(suite_file: Path) -> Path:
@@ -62,18 +66,23 @@ def default_baseline(suite_file: Path) -> Path:
 def load_baseline(path: Path, create: str) -> Dict[str, Any]:
     """The baseline at ``path``, structure- and value-checked; a one-line UserError naming the entry and the
     fix (``create``: the command that re-creates it) otherwise."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(f"baseline '{path}' does not exist; create one with '{create}'")
 
     def corrupt(why: str) -> UserError:
         return UserError(f"baseline '{path}' is corrupt ({why}); re-create it with '{create}'")
 
+    data = io.read_bytes_checked(path, "baseline", f"re-create it with '{create}'")  # a folder, unreadable, huge
     try:
-        b = json.loads(path.read_text())
+        b = json.loads(data.decode("utf-8"), parse_int=io.bounded_int)
     except UnicodeDecodeError:
         raise corrupt("not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise corrupt(f"not JSON: {e.msg} at line {e.lineno}") from None
+    except RecursionError:
+        raise corrupt("nested deeper than any baseline") from None
+    except ValueError as e:  # io.bounded_int
+        raise corrupt(f"it holds {e}; no score has as many") from None
     if not isinstance(b, dict):
         raise corrupt("not a JSON object")
     if b.get("format") != FORMAT:
@@ -105,6 +114,13 @@ def bad_entry(metric: str, e: Dict[str, Any]) -> Optional[str]:
     """Why a (structurally sound) baseline entry cannot gate its score, or None: a NaN or absurd tolerance
     passes any score; a direction other than the score's declared one turns regressions into improvements."""
     value, tol, d = float(e["value"]), float(e["tolerance"]), e["direction"]
+    spread = e.get("spread") if isinstance(e.get("spread"), dict) else {}
+    for what, x in (("value", value), ("tolerance", tol), *((f"spread {k}", spread.get(k)) for k in ("min", "max"))):
+        if is_num(x) and math.isfinite(x) and abs(x) > MAX_ABS_NUMBER:
+            return (
+                f"has {what} {fmt(float(x))}, larger than any score can be (at most {MAX_ABS_NUMBER:g} in size); "
+                f"give the score's own {what}"
+            )
     declared = direction(metric)
     if declared == 0:
         return "is not a gated score (no declared direction: see benchmark/evaluation/metrics.py); remove it"
@@ -122,7 +138,6 @@ def bad_entry(metric: str, e: Dict[str, Any]) -> Optional[str]:
         )
     if math.isnan(tol):
         return "has tolerance nan, which passes any score; give a number >= 0"
-    spread = e.get("spread") if isinstance(e.get("spread"), dict) else {}
     if math.isinf(tol):
         if not (is_num(spread.get("nonfinite")) and spread["nonfinite"] > 0):
             return (

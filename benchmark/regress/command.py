@@ -17,6 +17,7 @@ from typing import Any, ContextManager, Dict, List, Optional
 from benchmark import io
 from benchmark.config import parse_set
 from benchmark.errors import UserError
+from benchmark.paths import check_output_dir, check_output_file
 from benchmark.regress.baseline import (
     DEFAULT_CALIBRATE,
     build_baseline,
@@ -62,10 +63,8 @@ class UpdateOptions:
 
 
 def _workdir(keep: Optional[str]) -> ContextManager[str]:
-    if keep:
-        p = Path(keep)
-        if p.exists() and any(p.iterdir()):
-            raise UserError(f"--keep folder '{p}' is not empty; the gate runs its trials fresh: give a new folder")
+    if keep is not None:
+        p = _check_keep(keep)
         p.mkdir(parents=True, exist_ok=True)
         return contextlib.nullcontext(str(p))
     _remove_orphaned_workdirs()
@@ -107,8 +106,44 @@ def _check_flags(args: argparse.Namespace) -> None:
             "--set is for trying a changed config against the baseline, not for writing one; edit the "
             "suite file to change the suite, then run --update"
         )
-    if args.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {args.workers}")
+    if args.calibrate is not None and args.calibrate > MAX_CALIBRATE:
+        raise UserError(f"--calibrate K runs every trial K times: K must be <= {MAX_CALIBRATE}, got {args.calibrate}")
+    if args.workers < 1 or args.workers > MAX_WORKERS:
+        raise UserError(f"--workers must be >= 1 and <= {MAX_WORKERS}, got {args.workers}")
+    _check_paths(args)
+
+
+MAX_WORKERS = 256  # trial processes at once
+MAX_CALIBRATE = 100  # seeds per trial for a tolerance
+WORK_BYTES = 64 << 20  # room the gate's trials need (the ci suite writes ~10 MiB)
+
+
+def _check_keep(keep: str) -> Path:
+    p = check_output_dir(keep, "--keep", WORK_BYTES)
+    if p.is_dir() and any(p.iterdir()):
+        raise UserError(f"--keep folder '{p}' is not empty; the gate runs its trials fresh: give a new folder")
+    return p
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Every path the gate writes, checked before any trial runs (kind, permissions, room): --junit, --keep or
+    the temporary folder, and with --update the baseline."""
+    if args.junit is not None:
+        check_output_file(args.junit, "--junit")
+    if args.keep is not None:
+        _check_keep(args.keep)
+    else:
+        try:
+            tmp = tempfile.gettempdir()
+        except (FileNotFoundError, OSError):
+            raise UserError(
+                "no usable temporary folder ($TMPDIR, /tmp, ...) for the gate's trials; set TMPDIR to a folder you "
+                "can write to, or give --keep DIR"
+            ) from None
+        check_output_dir(tmp, "the temporary folder ($TMPDIR)", WORK_BYTES)
+    if args.update:
+        bpath = Path(args.baseline) if args.baseline else default_baseline(suite_path(args.suite))
+        check_output_file(bpath, "--baseline")
 
 
 @dataclass(frozen=True)

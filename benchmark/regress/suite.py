@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from benchmark import io, rundir
-from benchmark.config import coerce
+from benchmark.config import LIMITS, coerce
 from benchmark.data import load_dataset
-from benchmark.errors import UserError
+from benchmark.errors import UserError, quote
 from benchmark.models import import_user_model, is_user_model
+from benchmark.paths import check_input_file
 from benchmark.study.runner import run_study
 from benchmark.study.spec import Budget, StudySpec, Trial, load_spec, trials
 
@@ -38,10 +39,10 @@ _SCHEDULE_KEYS = ("seed", "steps", "epochs", "checkpoint_every", "checkpoint_at"
 def suite_path(suite: str) -> Path:
     """``ci`` -> ``studies/ci.yaml`` (in the working directory, else beside the package); a path as is."""
     p = Path(suite)
+    if not suite.strip():
+        raise UserError("--suite is empty; give the name of a suite in studies/ (e.g. ci) or a spec path")
     if p.suffix in (".yaml", ".yml") or os.sep in suite:
-        if p.is_file():
-            return p
-        raise UserError(f"suite file '{p}' does not exist; give a study spec path or the name of one in studies/")
+        return check_input_file(p, "suite file", "give a study spec path or the name of one in studies/")
     for d in (Path("studies"), REPO / "studies"):
         c = d / f"{suite}.yaml"
         if c.is_file():
@@ -150,18 +151,19 @@ def _prepare(
 
 def _int_override(key: str, v: Any) -> int:
     n = coerce(key, v, int)
-    if n < 1:
-        raise UserError(f"--set {key} must be >= 1, got {n}")
+    lim = LIMITS[key]
+    if not lim.holds(n):
+        raise UserError(f"--set {key} must be {lim.text()}, got {n}")
     return n
 
 
 def _epochs_override(v: Any) -> float:
     try:
         x = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         x = math.nan
-    if not (math.isfinite(x) and x > 0):
-        raise UserError(f"--set epochs must be a finite number > 0, got '{v}'")
+    if not (math.isfinite(x) and LIMITS["epochs"].holds(x)):
+        raise UserError(f"--set epochs must be a finite number {LIMITS['epochs'].text()}, got {quote(v, 40)}")
     return x
 
 
@@ -260,9 +262,7 @@ def run_suite(
             continue
         step = max(it["eval_steps"])
         recs = [
-            x
-            for x in io.read_jsonl(Path(it["dir"]) / "run" / rundir.METRICS_FILE)
-            if x.get("step") == step and x.get("metrics")
+            x for x in rundir.read_metrics(Path(it["dir"]) / "run") if x.get("step") == step and x.get("metrics")
         ]  # scores, not a figure's record (t-SNE)
         if not recs:
             failed[tid] = f"no scores at step {step}"
@@ -286,15 +286,16 @@ def trial_seconds(root: Path) -> Dict[str, float]:
     idx = root / "studies"
     if not idx.is_dir():
         return out
-    for f in idx.glob("*.json"):
-        index = io.read_json(f)
-        multi = len({t["seed"] for t in index["trials"]}) > 1
-        for t in index["trials"]:
-            run = root / "trials" / t["key"] / "run"
-            secs = 0.0
-            with contextlib.suppress(Exception):
-                secs += float(io.read_json(run / rundir.DONE_FILE).get("seconds_this_session") or 0)
-            for r in io.read_jsonl(run / rundir.METRICS_FILE):
-                secs += float(r.get("seconds") or 0)
-            out[trial_id(t["variant"], t["seed"], multi)] = secs
+    for f in idx.glob("*.json"):  # (written by this gate's own run: read for JUnit times only)
+        with contextlib.suppress(UserError, KeyError, TypeError, ValueError):
+            index = io.read_json_checked(f, "study index", "run the gate again")
+            multi = len({t["seed"] for t in index["trials"]}) > 1
+            for t in index["trials"]:
+                run = root / "trials" / t["key"] / "run"
+                secs = 0.0
+                with contextlib.suppress(UserError, TypeError, ValueError):
+                    secs += float(rundir.read_done(run).get("seconds_this_session") or 0)
+                with contextlib.suppress(UserError, TypeError, ValueError):
+                    secs += sum(float(r.get("seconds") or 0) for r in rundir.read_metrics(run))
+                out[trial_id(t["variant"], t["seed"], multi)] = secs
     return out
