@@ -130,6 +130,31 @@ def test_compare_hand_made_baseline():
     assert "skipped: dataset 'mnist'" in table
 
 
+def test_a_fresh_draw_is_compared_with_its_seeds_mean_and_one_draws_prediction_interval():
+    """The case that failed CI: a baseline made on an AMD CPU, run on an Intel one, so seed 0 is a fresh draw.
+    Its seeds: precision 0.67..0.744, mean 0.709, std 0.027, tolerance 3 * std = 0.081 around seed 0's 0.718.
+    0.634 is 0.084 below seed 0 (a 'REGRESSION' against the value alone) but 2.8 std below the mean, inside
+    the prediction interval 3 * 0.027 * sqrt(1 + 1/5) = 0.089; 0.60 (4.1 std below) is outside it."""
+    sp = {"n": 5, "mean": 0.709, "std": 0.027, "min": 0.67, "max": 0.744, "nonfinite": 0}
+    e = {**entry(0.718, 0.081, 1), "spread": sp}
+    centre, tol = R.gate_reference(e)
+    assert centre == pytest.approx(0.709) and tol == pytest.approx(3 * 0.027 * math.sqrt(1.2))
+    b = hand_baseline(a={"precision1k_test": e}, b={"precision1k_test": e}, c={"precision1k_test": e})
+    run = R.SuiteRun(
+        scores={
+            t: {"key": None, "metrics": {"precision1k_test": v}} for t, v in (("a", 0.634), ("b", 0.60), ("c", 0.718))
+        },
+        failed={},
+        seconds=1.0,
+    )
+    rows, _ = R.compare(b, run, {}, ["a", "b", "c"])
+    assert {r.trial: r.verdict for r in rows} == {"a": "ok", "b": "REGRESSION", "c": "ok"}
+    # no calibration (hand-made or legacy entries), or one unstable at calibration: the value and its tolerance
+    assert R.gate_reference(entry(0.718, 0.081, 1)) == (0.718, 0.081)
+    unstable = {**entry(0.5, math.inf, -1), "spread": {**sp, "nonfinite": 1}}
+    assert R.gate_reference(unstable) == (0.5, math.inf)
+
+
 def test_tolerance_rule():
     tol, spread = R.tolerance([40.0, 42.0, 44.0], 40.0, "fid1k_test")
     assert spread["std"] == pytest.approx(2.0) and tol == pytest.approx(6.0)  # 3 * std

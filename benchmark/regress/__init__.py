@@ -68,7 +68,17 @@ from benchmark.regress.baseline import (
     tolerance,
 )
 from benchmark.regress.command import UpdateOptions, add_parsers, cmd_regress
-from benchmark.regress.compare import VERDICT_FAILS, Row, compare, counts, gated, junit_xml, table, verdict
+from benchmark.regress.compare import (
+    VERDICT_FAILS,
+    Row,
+    compare,
+    counts,
+    gate_reference,
+    gated,
+    junit_xml,
+    table,
+    verdict,
+)
 from benchmark.regress.env import check_evaluators, env_difference, environment, evaluators
 from benchmark.regress.suite import (
     FORCED,
@@ -96,6 +106,7 @@ __all__ = [
     "RULE",
     "VERDICT_FAILS",
     "Row",
+    "gate_reference",
     "Suite",
     "SuiteRun",
     "UpdateOptions",

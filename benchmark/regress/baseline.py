@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from benchmark import io
 from benchmark.errors import UserError
 from benchmark.evaluation.scores import direction, metric_base
-from benchmark.regress.compare import fmt, gated, is_num
+from benchmark.regress.compare import K_SIGMA, fmt, gated, is_num
 from benchmark.regress.env import EVALUATOR_KEYS, env_difference, short
 from benchmark.regress.suite import SuiteRun
 from benchmark.study.formatting import of_seeds
@@ -21,7 +21,6 @@ from benchmark.study.formatting import of_seeds
 FORMAT = 1
 
 # The tolerance rule (recorded in every baseline).
-K_SIGMA = 3.0
 REL_FLOOR = 0.02
 DEFAULT_ABS_FLOOR = 1e-3
 ABS_FLOORS = {  # by metric base (scores.metric_base)
@@ -43,7 +42,8 @@ ABS_FLOORS = {  # by metric base (scores.metric_base)
 DEFAULT_CALIBRATE = 3
 RULE = (
     f"tolerance = max({K_SIGMA:g} * std over the calibration seeds, {REL_FLOOR:g} * |baseline|, floor[metric]); "
-    "non-finite on some seeds only: tolerance = inf (not gated)"
+    "non-finite on some seeds only: tolerance = inf (not gated); a new score is compared with the calibration "
+    f"seeds' mean, within max(tolerance, {K_SIGMA:g} * std * sqrt(1 + 1/K)) (one new draw's prediction interval)"
 )
 # A finite tolerance above this many times the score's own size (its |value|, the largest |value| of its
 # calibration seeds, its floor) passes a drop to zero: refused as absurd. The rule above never writes one:
