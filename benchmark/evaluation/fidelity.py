@@ -1,18 +1,18 @@
-"""The torch-fidelity engine: FID, KID, IS and precision/recall through ``torch_fidelity.calculate_metrics``.
+"""torch-fidelity, the reference implementation: the pinned classifier as its feature extractor, its whole
+path (``fidelity_metrics``), Inception-v3's weights, and the evaluator's identity.
 
-This module owns the glue only; the metrics themselves are torch-fidelity's:
+Scores are computed by the project (features.py: one pass per set; estimators.py: FID, KID, IS, PR on those
+features; reference.py: the real split's, cached). torch-fidelity stays for what it does well: the reference
+its estimators are tested against (tests/test_eval_estimators.py), the whole path that ``make bench-eval``
+times ours against, and Inception-v3:
 
 * the pinned classifier is registered as torch-fidelity feature extractor ``ganbench-classifier-<dataset>``
-  (features: ``features`` = the conv trunk's flattened output for FID/KID/PR, ``logits`` for IS). torch-fidelity hands an
-  extractor whatever the input Dataset yields; we yield uint8 [0, 255] images (its convention, and what a
-  saved PNG holds), and the extractor maps them back to [-1, 1] (x / 127.5 - 1) before the classifier.
-  For stacked-mnist each channel goes through the MNIST classifier: features are the three concatenated,
-  logits the 1000 joint log-probabilities log p(a) + log p(b) + log p(c).
-* ``inception-v3-compat`` (torch-fidelity's own) stays available; 1-channel images are repeated to RGB.
-  Its weights come from torch's hub cache or a download; where neither works a one-line UserError says so.
-* The real reference's features and FID statistics are cached by torch-fidelity itself (``cache=True``)
-  under ``cache_root``, keyed by ``input2_cache_name`` = dataset, split, reference size and the
-  extractor's sha256, so a second evaluation against the same reference does not touch the real data.
+  (``features`` for FID/KID/PR, ``logits`` for IS), reading uint8 images exactly as ``features.read_batch``
+  does (it is that function);
+* ``inception-v3-compat`` (torch-fidelity's own): its weights come from torch's hub cache or a download;
+  where neither works a one-line UserError says so;
+* ``fidelity_metrics`` runs ``torch_fidelity.calculate_metrics`` with its cache (``cache=True``) under
+  ``cache_root()/fidelity-tf`` keyed by dataset, split, reference size and the extractor's sha256.
 """
 
 from __future__ import annotations
@@ -27,18 +27,11 @@ from torch import Tensor
 
 from benchmark.errors import UserError
 from benchmark.evaluation.classifier import BORROWS, cached_sha256, load_classifier
+from benchmark.evaluation.features import images_read, read_batch, to_uint8
 
 EXTRACTORS = ("classifier", "inception-v3-compat")
 PREFIX = "ganbench-classifier-"
 INCEPTION = "inception-v3-compat"
-
-# torch-fidelity's result keys -> ours (see benchmark/evaluation/scores.py for the protocol names)
-RAW_KEYS = {
-    "fid": ("frechet_inception_distance",),
-    "kid": ("kernel_inception_distance_mean", "kernel_inception_distance_std"),
-    "isc": ("inception_score_mean", "inception_score_std"),
-    "prc": ("precision", "recall", "f_score"),
-}
 
 
 def cache_root(root: Optional[str | Path] = None) -> Path:
@@ -51,13 +44,6 @@ def cache_root(root: Optional[str | Path] = None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganbench"
 
 
-def to_uint8(x: Tensor) -> Tensor:
-    """float [-1, 1] -> uint8 [0, 255] (round to nearest; exact inverse of the datasets' x / 127.5 - 1)."""
-    if x.dtype == torch.uint8:
-        return x
-    return ((x.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
 # ------------------------------------------------------------------------------------------------
 # the classifier as a torch-fidelity feature extractor
 
@@ -66,12 +52,6 @@ def _extractor_base():
     from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
     return FeatureExtractorBase
-
-
-class _Counter:
-    """How many images each registered classifier extractor has processed (tests check cache hits with it)."""
-
-    images: Dict[str, int] = {}
 
 
 def _make_extractor_class(dataset: str):
@@ -105,25 +85,7 @@ def _make_extractor_class(dataset: str):
             return torch.zeros(1, 3 if stacked else 1, 28, 28, dtype=torch.uint8)
 
         def forward(self, x):
-            if x.dtype == torch.uint8:
-                x = x.float().div_(127.5).sub_(1.0)
-            elif x.is_floating_point():
-                x = x.float()  # already [-1, 1]
-            else:
-                raise ValueError(f"expected uint8 or float images, got {x.dtype}")
-            n = x.shape[0]
-            _Counter.images[self.name] = _Counter.images.get(self.name, 0) + n
-            if stacked:
-                if x.dim() != 4 or x.shape[1] != 3:
-                    raise ValueError(f"stacked-mnist extractor expects N x 3 x H x W, got {tuple(x.shape)}")
-                xs = x.reshape(n * 3, 1, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
-                f, logits = self.model.features_and_logits(xs)
-                f = f.reshape(n, -1)
-                lp = logits.log_softmax(1).reshape(n, 3, -1)
-                k = lp.shape[-1]
-                logits = (lp[:, 0, :, None, None] + lp[:, 1, None, :, None] + lp[:, 2, None, None, :]).reshape(n, k**3)
-            else:
-                f, logits = self.model.features_and_logits(x.contiguous(memory_format=torch.channels_last))
+            f, logits = read_batch(self.model, x, stacked, self.name)
             out = {"features": f, "logits": logits}
             return tuple(out[k] for k in self.features_list)
 
@@ -142,8 +104,9 @@ def register_classifier_extractor(dataset: str) -> str:
 
 
 def images_seen(dataset: str) -> int:
-    """Images the classifier extractor of ``dataset`` has processed in this process (all calls)."""
-    return _Counter.images.get(PREFIX + dataset, 0)
+    """Images the classifier of ``dataset`` has read as the feature extractor in this process (all calls: the
+    project's feature passes and torch-fidelity's)."""
+    return images_read(PREFIX + dataset)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -274,7 +237,7 @@ def fidelity_metrics(
             input2=real_set,
             input2_cache_name=cache_name if binary else None,
             cache=True,
-            cache_root=str(cache_root(root) / "fidelity"),
+            cache_root=str(cache_root(root) / "fidelity-tf"),
             cuda=dev.type == "cuda",
             batch_size=batch_size,
             feature_extractor=name,

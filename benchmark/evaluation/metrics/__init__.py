@@ -16,7 +16,9 @@ scores=(lower("fid", "FID", split=True),))`` (a ``ScoreSpec`` of ``benchmark.eva
 direction, which protocol tags follow, label). The function names its scores with ``ctx.name("fid")``;
 ``score()`` refuses a name no declaration writes; the report and the gate read direction and base from
 ``benchmark.evaluation.scores``. Adding a metric is one registered function in its family's module (or a new
-module imported below).
+module imported below). A metric that reads features reads the one pass of the evaluator over the samples,
+``ctx.features()`` (``.features`` N x D, ``.logits``), and the cached real reference, ``ctx.reference()``
+(``.read.features``, ``.labels``): no metric extracts features of its own.
 
 Score names fix their protocol (``<figure><N>[_<split>]``, see ``scores``). Real sets are the first
 ``min(N, len(split))`` samples of the split (stacked-mnist: a seeded set).

@@ -5,6 +5,8 @@
   conditional  label_agreement10k, intra_fid10k_test   (needs labels; FID of each requested class against
                all real images of that class in the split, averaged over classes)
 
+Both read the one pass of the classifier (and of the second evaluator) over the samples (context.py).
+
 Class-distribution figures compare with the class shares of the *training* labels (what the GAN was trained
 to match; Mode Score's p*(y)), so they carry no split.
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 import math
 from typing import List, Tuple
 
+from benchmark.evaluation import estimators as E
 from benchmark.evaluation.coverage import EVALUATOR_DEPENDENT, TV_BOUND, coverage, cross_check, label_agreement
-from benchmark.evaluation.fidelity import fidelity_metrics
 from benchmark.evaluation.metrics.context import Context
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
 from benchmark.evaluation.scores import higher, lower, neutral
@@ -87,29 +89,15 @@ def _conditional(ctx: Context) -> Tuple[Scores, Details]:
     assert ctx.y is not None
     _, logits = ctx.gen_outputs
     agree = label_agreement(logits.argmax(1), ctx.y)
-    real = ctx.real
-    xr_all, yr_all = real.images.cpu(), real.labels.cpu()
+    gen, y = ctx.features().features, ctx.y.cpu()
+    real = ctx.reference(n=ctx.split_size())  # every real image of each class in the split
     per: List[float] = []
     for k in range(ctx.num_classes):
-        xg = ctx.x[ctx.y.cpu() == k]
-        mask = yr_all == k
-        nk = int(mask.sum())
-        if len(xg) < 2 or nk < 2:
+        fg, fr = gen[y == k], real.read.features[real.labels == k]
+        if len(fg) < 2 or len(fr) < 2:
             per.append(float("nan"))
             continue
-        r = fidelity_metrics(
-            xg,
-            lambda m=mask: xr_all[m],
-            nk,
-            ctx.dataset,
-            ctx.split,
-            ("fid",),
-            extractor=ctx.opts.extractor,
-            root=ctx.opts.cache_root,
-            device=ctx.device,
-            cache_tag=f"-class{k}",
-        )
-        per.append(r["frechet_inception_distance"])
+        per.append(E.frechet_distance(E.gaussian(fg), E.gaussian(fr, with_root=True)))
     valid = [v for v in per if v == v]
     t = ctx.t
     return (

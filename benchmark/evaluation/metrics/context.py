@@ -1,5 +1,12 @@
 """What a metric reads: the samples, the options of the evaluation (one frozen ``Options``), and everything
-computed from them once, on demand (the real split, the classifiers and their outputs).
+computed from them once, on demand.
+
+Features and logits come from one pass per sample set and evaluator (``features``), the real side from the
+cached reference of the split (``reference``): every metric that reads features or logits reads these, so
+the generated samples are read once by the feature extractor (FID, KID, PR, IS; with the classifier, also
+class coverage and t-SNE), once by the second evaluator (the cross-check and the readable share), and the
+real split not at all once its reference is cached. A new metric that reads features (density/coverage,
+Vendi, NDB) reads ``ctx.features().features`` and ``ctx.reference().read.features``.
 
 A metric family computes what only it needs with ``ctx.shared(key, compute)``: once per context, whichever
 of its metrics asks first (the stacked-mnist labels feed ``modes`` and ``kl``).
@@ -16,8 +23,12 @@ import torch
 from torch import Tensor
 
 from benchmark.data import dataset_info, load_dataset
-from benchmark.evaluation.classifier import classify, load_classifier, load_second, readable_tau, second_name
+from benchmark.evaluation.classifier import cached_sha256, load_classifier, load_second, readable_tau, second_name
+from benchmark.evaluation.features import FeatureSet, classifier_pass, inception_pass
+from benchmark.evaluation.fidelity import INCEPTION, PREFIX, cache_root, inception_weights
 from benchmark.evaluation.metrics.registry import family
+from benchmark.evaluation.reference import Reference, class_counts, fact
+from benchmark.evaluation.reference import reference as load_reference
 from benchmark.evaluation.scores import score_spec, tag
 
 T = TypeVar("T")
@@ -38,7 +49,6 @@ class Options:
     tsne_path: Optional[str | Path] = None
     run_dir: Optional[str | Path] = None  # a run's folder: the training log of 'dynamics'
     step: Optional[int] = None
-    fidelity: Tuple[str, ...] = ()  # torch-fidelity metrics wanted by the metrics scored (fid, kid, isc, prc)
     num_samples: Optional[int] = None  # score the first ones only (protocol metrics read their own count)
 
 
@@ -68,17 +78,30 @@ class Context:
         return self._shared[key]
 
     # ---- real data -----------------------------------------------------------------------------
+    @cached_property
+    def cache_dir(self) -> Path:
+        """Where references and facts are cached (``fidelity.cache_root``)."""
+        return cache_root(self.opts.cache_root) / "fidelity"
+
     def real_dataset(self, split: Optional[str] = None):
-        return load_dataset(self.dataset, root=self.opts.data_root, split=split or self.split)
+        if split in (None, self.split):
+            return self.real
+        return load_dataset(self.dataset, root=self.opts.data_root, split=split)
 
     @cached_property
     def real(self):
-        return self.real_dataset()
+        return load_dataset(self.dataset, root=self.opts.data_root, split=self.split)
+
+    def split_size(self, split: Optional[str] = None) -> int:
+        """The number of images in ``split`` (default: the context's), from the dataset's facts."""
+        s = split or self.split
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
+        return fact(self.cache_dir, self.dataset, f"split_size/{s}", lambda: len(self.real_dataset(s)), ok)
 
     def n_real(self) -> int:
         if self.family == "stacked":
             return self.n
-        return min(self.n, len(self.real))
+        return min(self.n, self.split_size())
 
     def real_images(self, n: Optional[int] = None) -> Tuple[Tensor, Tensor]:
         x, y = self.real.reference(n if n is not None else self.n_real())
@@ -87,34 +110,81 @@ class Context:
     @cached_property
     def train_prior(self) -> Tensor:
         """Class shares of the training labels (uniform for stacked/points: their modes are equiprobable)."""
+        k = self.num_classes
         if self.family != "image":
-            return torch.ones(self.num_classes, dtype=torch.float64)
-        labels = self.real_dataset("train").labels.cpu()
-        return torch.bincount(labels, minlength=self.num_classes).double()
+            return torch.ones(k, dtype=torch.float64)
 
-    # ---- the classifiers -------------------------------------------------------------------------
+        def ok(v: object) -> bool:
+            return isinstance(v, list) and len(v) == k and all(type(c) is int and c >= 0 for c in v) and sum(v) > 0
+
+        counts = fact(
+            self.cache_dir,
+            self.dataset,
+            "train_class_counts",
+            lambda: class_counts(self.real_dataset("train").labels, k),
+            ok,
+        )
+        return torch.tensor(counts, dtype=torch.float64)
+
+    # ---- the evaluators: one pass each over the generated samples, and the cached reference -----------
     @cached_property
     def classifier(self):
         return load_classifier(self.dataset, device=self.device)
-
-    @cached_property
-    def gen_outputs(self) -> Tuple[Tensor, Tensor]:
-        """(features, logits) of the generated samples (image family)."""
-        return classify(self.classifier[0], self.x, progress=self.opts.progress, desc="classifying samples")
 
     @cached_property
     def second(self):
         """The independent second evaluator (classifier.SECOND) and its sha256."""
         return load_second(self.dataset, device=self.device)
 
-    @cached_property
+    def _reader(self, evaluator: str) -> Tuple[Callable[[Tensor], FeatureSet], str]:
+        """(read images -> FeatureSet, sha256) of ``evaluator``: 'classifier', 'second' or 'inception-v3-compat'."""
+        progress = self.opts.progress
+        if evaluator == "classifier":
+            model, sha = self.classifier
+            stacked = self.family == "stacked"
+            return lambda x: classifier_pass(model, x, stacked, PREFIX + self.dataset, progress), sha
+        if evaluator == "second":
+            model, sha = self.second
+            return lambda x: classifier_pass(model, x, False, PREFIX + second_name(self.dataset), progress), sha
+        if evaluator == INCEPTION:
+            weights = inception_weights()
+            return lambda x: inception_pass(x, str(weights), self.device, progress), cached_sha256(weights)
+        raise ValueError(f"unknown evaluator '{evaluator}'")
+
+    def features(self, evaluator: Optional[str] = None) -> FeatureSet:
+        """``evaluator``'s one pass over the generated samples (default: the feature extractor of the options)."""
+        ev = evaluator or self.opts.extractor
+        return self.shared(f"features/{ev}", lambda: self._reader(ev)[0](self.x))
+
+    def reference(self, evaluator: Optional[str] = None, n: Optional[int] = None) -> Reference:
+        """The real reference of ``n`` images (default ``n_real()``) of the split under ``evaluator``, cached."""
+        ev = evaluator or self.opts.extractor
+        n = self.n_real() if n is None else n
+
+        def compute() -> Reference:
+            read, sha = self._reader(ev)
+            images = lambda: read(self.real_images(n)[0])  # noqa: E731
+            labels = lambda: self.real_images(n)[1]  # noqa: E731
+            return load_reference(self.dataset, self.split, n, sha, images, labels, self.cache_dir)
+
+        return self.shared(f"reference/{ev}/{n}", compute)
+
+    @property
+    def gen_outputs(self) -> Tuple[Tensor, Tensor]:
+        """(features, logits) of the generated samples read by the classifier (image family)."""
+        f = self.features("classifier")
+        return f.features, f.logits
+
+    @property
     def gen_outputs_second(self) -> Tuple[Tensor, Tensor]:
-        return classify(self.second[0], self.x, progress=self.opts.progress, desc="classifying samples (2nd)")
+        f = self.features("second")
+        return f.features, f.logits
 
     @cached_property
     def readable_taus(self) -> Tuple[float, float]:
         return readable_tau(self.dataset), readable_tau(second_name(self.dataset))
 
-    @cached_property
+    @property
     def real_outputs(self) -> Tuple[Tensor, Tensor]:
-        return classify(self.classifier[0], self.real_images()[0], progress=self.opts.progress, desc="classifying real")
+        r = self.reference("classifier").read
+        return r.features, r.logits

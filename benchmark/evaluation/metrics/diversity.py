@@ -5,6 +5,11 @@
 LPIPS diversity has no "better" side: real data sets the level, and noise beats it (not gated). Without
 AlexNet's weights the same formula runs over the evaluator's conv features; that is not LPIPS, so its scores
 are named feat_div* (diversity.py says which backbone ran, in one line, when AlexNet is absent).
+
+Not the one feature pass of context.py: feat_div reads the classifier's conv activations at every position of
+its three stages (22k floats per 28 x 28 image; 880 MB for 10,000), which that pass does not keep, and only
+for the 2 x 1000 images its pairs draw (of the samples, and of as many real ones): a pass of its own over
+those images, a fifth of one over 10,000.
 """
 
 from __future__ import annotations

@@ -98,7 +98,6 @@ def evaluate_samples(
         tsne_path=tsne_path,
         run_dir=run_dir,
         step=step,
-        fidelity=tuple(sorted({f for m in names for f in METRICS.get(m).fidelity})),
         num_samples=num_samples,
     )
     ctx = Context(x, y, opts)  # computes nothing yet

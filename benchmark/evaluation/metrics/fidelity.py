@@ -1,46 +1,24 @@
-"""The fidelity family: FID, KID, Inception Score and precision/recall on the evaluator's features.
+"""The fidelity family: FID, KID, Inception Score and precision/recall on the feature extractor's reading.
 
   fid   fid10k_test                          Frechet distance of the features' Gaussians
-  kid   kid10k_test, kid_std10k_test         KID (subsets of min(1000, N))
-  is    is10k, is_std10k                     Inception Score on the evaluator's logits (10 splits)
+  kid   kid10k_test, kid_std10k_test         KID (100 subsets of min(1000, N))
+  is    is10k, is_std10k                     Inception Score on the extractor's logits (10 splits)
   pr    precision10k_test, recall10k_test    precision/recall (k = 3)
 
-All four read one torch-fidelity call per sample set (``fidelity_results``), asked for every one of them that
-the evaluation scores (``Options.fidelity``).
+All four read the one pass of the extractor over the samples (``ctx.features()``) and the cached reference of
+the split (``ctx.reference()``); the estimators are estimators.py's (torch-fidelity's, tested against it).
 """
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Tuple
 
-from benchmark.evaluation.fidelity import fidelity_metrics
+from benchmark.evaluation import estimators as E
 from benchmark.evaluation.metrics.context import Context
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
 from benchmark.evaluation.scores import higher, lower, neutral
 
 MIN_SAMPLES = 100
-
-
-def fidelity_results(ctx: Context) -> Dict[str, float]:
-    """torch-fidelity's results (its keys) for every fidelity metric the evaluation asks for, computed once."""
-
-    def compute() -> Dict[str, float]:
-        n_real = ctx.n_real()
-        o = ctx.opts
-        return fidelity_metrics(
-            ctx.x,
-            lambda: ctx.real_images(n_real)[0],
-            n_real,
-            ctx.dataset,
-            ctx.split,
-            o.fidelity,
-            extractor=o.extractor,
-            root=o.cache_root,
-            device=ctx.device,
-            progress=o.progress,
-        )
-
-    return ctx.shared("fidelity", compute)
 
 
 @metric(
@@ -52,7 +30,8 @@ def fidelity_results(ctx: Context) -> Dict[str, float]:
     scores=(lower("fid", "FID", split=True),),
 )
 def _fid(ctx: Context) -> Tuple[Scores, Details]:
-    return {ctx.name("fid"): fidelity_results(ctx)["frechet_inception_distance"]}, {}
+    gen = ctx.shared("fid/gaussian", lambda: E.gaussian(ctx.features().features))
+    return {ctx.name("fid"): E.frechet_distance(gen, ctx.reference().fid)}, {}
 
 
 @metric(
@@ -64,11 +43,10 @@ def _fid(ctx: Context) -> Tuple[Scores, Details]:
     scores=(lower("kid", "KID", split=True), neutral("kid_std", "KID std over subsets", split=True)),
 )
 def _kid(ctx: Context) -> Tuple[Scores, Details]:
-    f = fidelity_results(ctx)
-    return {
-        ctx.name("kid"): f["kernel_inception_distance_mean"],
-        ctx.name("kid_std"): f["kernel_inception_distance_std"],
-    }, {}
+    gen, ref = ctx.features().features, ctx.reference()
+    size = min(E.KID_SUBSET_SIZE, len(gen), ref.n)
+    mean, std = E.kid(gen, ref.read.features, size=size, real_sums=ref.kid_real_sums(len(gen), size))
+    return {ctx.name("kid"): mean, ctx.name("kid_std"): std}, {}
 
 
 @metric(
@@ -80,8 +58,8 @@ def _kid(ctx: Context) -> Tuple[Scores, Details]:
     scores=(higher("is", "IS"), neutral("is_std", "IS std over splits")),
 )
 def _is(ctx: Context) -> Tuple[Scores, Details]:
-    f = fidelity_results(ctx)
-    return {ctx.name("is"): f["inception_score_mean"], ctx.name("is_std"): f["inception_score_std"]}, {}
+    mean, std = E.inception_score(ctx.features().logits)
+    return {ctx.name("is"): mean, ctx.name("is_std"): std}, {}
 
 
 @metric(
@@ -93,5 +71,6 @@ def _is(ctx: Context) -> Tuple[Scores, Details]:
     scores=(higher("precision", "precision", split=True), higher("recall", "recall", split=True)),
 )
 def _pr(ctx: Context) -> Tuple[Scores, Details]:
-    f = fidelity_results(ctx)
-    return {ctx.name("precision"): f["precision"], ctx.name("recall"): f["recall"]}, {}
+    ref = ctx.reference()
+    precision, recall = E.precision_recall(ctx.features().features, ref.read.features, ref.radii)
+    return {ctx.name("precision"): precision, ctx.name("recall"): recall}, {}

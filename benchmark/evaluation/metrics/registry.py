@@ -36,7 +36,7 @@ class Metric:
     scores: Tuple[ScoreSpec, ...] = ()  # every score the metric may write (see ScoreSpec)
     min_n: Callable[[Context], int] = lambda ctx: 2
     protocol_n: Dict[str, int] = field(default_factory=dict)  # family -> fixed number of samples used
-    fidelity: Tuple[str, ...] = ()  # torch-fidelity metrics needed (fid, kid, isc, prc)
+    fidelity: Tuple[str, ...] = ()  # reads the feature extractor's reading (fid, kid, isc, prc): see identity.py
     needs_labels: bool = False
     needs_run: bool = False
     help: str = ""
