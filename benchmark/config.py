@@ -18,10 +18,10 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-from benchmark.data import DATASETS
 from benchmark.errors import UserError, did_you_mean
-from benchmark.models import MODELS, default_z_dim
-from benchmark.objectives import OBJECTIVES, PAPER_DEFAULTS
+
+# The registries (data, models, objectives) are imported in check() and resolve(), not here: they import torch
+# (2-5 s), and `ganbench train --help` reads this module's field comments and limits without it.
 
 CRITIC_NORMS = ("none", "batch", "layer", "instance")
 GP_MODES = ("two-sided", "one-sided")
@@ -340,6 +340,9 @@ def _choice(key: str, value: str, allowed: tuple) -> None:
 
 def check(cfg: TrainConfig) -> None:
     """Value checks that need no data. Model/dataset fit is checked where the model is built."""
+    from benchmark.data import DATASETS
+    from benchmark.models import MODELS
+    from benchmark.objectives import OBJECTIVES
 
     DATASETS.get(cfg.dataset)
     OBJECTIVES.get(cfg.objective)
@@ -385,6 +388,8 @@ def steps_for_epochs(epochs: float, num_train: int, batch_size: int) -> int:
 
 def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
     """Fill every ``None`` with the objective's paper default, and epochs into steps."""
+    from benchmark.models import default_z_dim
+    from benchmark.objectives import PAPER_DEFAULTS
 
     d = PAPER_DEFAULTS[cfg.objective]
     kw: Dict[str, Any] = {}

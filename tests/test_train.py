@@ -378,3 +378,17 @@ def test_a_generator_file_as_last_pt_is_refused(tmp_path, capsys):
     out = _unfinished_toy_run(tmp_path)
     rundir.last_checkpoint_path(out).write_bytes(rundir.generator_path(out, 3).read_bytes())
     one_line_error(capsys, _toy_argv(out), "last.pt", "not a resumable ganbench checkpoint", "delete it")
+
+
+@pytest.mark.parametrize("n,c,nrow", [(64, 1, 8), (10, 1, 3), (1, 1, 1), (7, 3, 2), (2, 3, 8)])
+def test_sample_grid_has_torchvisions_pixels(tmp_path, n, c, nrow):
+    """The grid is drawn without torchvision; its pixels are those of torchvision's save_image (an independent
+    implementation): gaps, a last row cut short, a single image, RGB (stacked-mnist), values beyond [-1, 1]."""
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    from benchmark.train import image_grid
+
+    x = torch.randn(n, c, 28, 28, generator=torch.Generator().manual_seed(n)) * 1.5
+    save_image(x, tmp_path / "tv.png", nrow=nrow, normalize=True, value_range=(-1, 1))
+    assert np.array_equal(image_grid(x, nrow), np.asarray(Image.open(tmp_path / "tv.png")))
