@@ -19,11 +19,11 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
 
-from benchmark.data import DATASETS
 from benchmark.errors import UserError, did_you_mean, quote
-from benchmark.io import read_text_checked
-from benchmark.models import MODELS, default_z_dim
-from benchmark.objectives import OBJECTIVES, PAPER_DEFAULTS
+
+# The registries (data, models, objectives) are imported in check() and resolve(), and io's guarded reader in
+# load_yaml(), not here: they import torch (2-5 s), and `ganbench train --help` reads this module's field
+# comments and limits without it.
 
 DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # a device ganbench can pick (train.pick_device)
 CRITIC_NORMS = ("none", "batch", "layer", "instance")
@@ -319,6 +319,8 @@ def load_yaml(
 ) -> Dict[str, Any]:
     """A YAML file of ``key: value`` (a config, a study spec), read strictly (``StrictLoader``) and at most
     MAX_YAML_BYTES; a folder, a binary file or a malformed one is one UserError line naming the file."""
+    from benchmark.io import read_text_checked  # torch: see the imports above
+
     text = read_text_checked(path, what, fix, MAX_YAML_BYTES)
     data = parse_yaml(text, f"{what} {quote(path)}")
     if data is None:
@@ -464,6 +466,9 @@ def _choice(key: str, value: str, allowed: tuple) -> None:
 
 def check(cfg: TrainConfig) -> None:
     """Value checks that need no data. Model/dataset fit is checked where the model is built."""
+    from benchmark.data import DATASETS
+    from benchmark.models import MODELS
+    from benchmark.objectives import OBJECTIVES
 
     DATASETS.get(cfg.dataset)
     OBJECTIVES.get(cfg.objective)
@@ -509,6 +514,8 @@ def steps_for_epochs(epochs: float, num_train: int, batch_size: int) -> int:
 
 def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
     """Fill every ``None`` with the objective's paper default, and epochs into steps."""
+    from benchmark.models import default_z_dim
+    from benchmark.objectives import PAPER_DEFAULTS
 
     d = PAPER_DEFAULTS[cfg.objective]
     kw: Dict[str, Any] = {}

@@ -15,10 +15,12 @@ import functools
 import json
 import math
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -84,7 +86,7 @@ class Dataset:
 
 
 # ------------------------------------------------------------------------------------------------
-# torchvision datasets
+# MNIST-layout datasets: the idx files that torchvision downloads, read here with numpy
 
 
 # The published files of MNIST (uncompressed, as torchvision leaves them in MNIST/raw/): byte size and
@@ -164,42 +166,91 @@ def verify_raw_files(cls_name: str, folder: Path) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=8)
-def _load_torchvision(cls_name: str, root: str, train: bool, download: bool) -> Tuple[Tensor, Tensor]:
-    import torchvision
+def read_idx(path: Path) -> np.ndarray:
+    """The uint8 array of an idx file (LeCun's format, uncompressed): two zero bytes, the type code 0x08
+    (unsigned byte), the number of dimensions, each dimension as a big-endian int32, then the bytes."""
+    data = np.fromfile(path, dtype=np.uint8)
+    ndim = int(data[3]) if data.size >= 4 else 0
+    body = 4 + 4 * ndim
+    dims = tuple(int(d) for d in data[4:body].view(">u4")) if ndim and data.size >= body else ()
+    if data.size < 4 or data[0] or data[1] or data[2] != 0x08 or not dims or math.prod(dims) != data.size - body:
+        raise UserError(
+            f"'{path}' is not an idx file of unsigned bytes (its header does not match its size); "
+            "replace it with an intact copy"
+        )
+    return data[body:].reshape(dims)
 
-    cls = getattr(torchvision.datasets, cls_name)
+
+def _fetch(cls_name: str, root: str) -> None:
+    """Download the raw files of ``cls_name`` into ROOT/<cls_name>/raw/ from torchvision's mirrors (it checks
+    each archive's md5 and unpacks it). torchvision is imported here only: reading the files needs nothing of
+    it, and importing it costs ~3 s on top of torch (its ``ops`` import ``torch._dynamo``; -X importtime)."""
+    import torchvision.datasets
+
+    getattr(torchvision.datasets, cls_name)(root=root, train=True, download=True)
+
+
+def _download(cls_name: str, root: str) -> bool:
+    """Try to download ``cls_name``; True if it worked. A failed attempt (offline, a mirror down, a bad archive,
+    an interrupt) removes the files and folders it created, so that no empty ``<cls_name>/raw/`` is left."""
+    folder = Path(root) / cls_name / "raw"
+    new_dirs = [d for d in (Path(root), folder.parent, folder) if not d.exists()]
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)  # an offline machine should fail fast, not hang
+    ok = False
+    try:
+        _fetch(cls_name, root)
+        ok = True
+    except Exception:
+        pass  # reported by the caller as "could not be downloaded", with the fix
+    finally:
+        socket.setdefaulttimeout(old)
+        if not ok:
+            for p in (set(folder.iterdir()) if folder.is_dir() else set()) - before:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+            for d in reversed(new_dirs):  # innermost first; a folder someone else filled meanwhile stays
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+    return ok
+
+
+@functools.lru_cache(maxsize=8)
+def _load_idx(cls_name: str, root: str, train: bool, download: bool) -> Tuple[Tensor, Tensor]:
+    """(images N x 28 x 28 uint8, labels N int64) of one split, read from the checked raw files."""
     folder = Path(root) / cls_name / "raw"
     stems = list(RAW_FILES[cls_name])
-    ds = None
-    if verify_raw_files(cls_name, folder):
-        try:
-            ds = cls(root=root, train=train, download=False)
-        except (RuntimeError, OSError, ValueError) as e:
-            raise UserError(
-                f"{cls_name} files under '{folder}' could not be read ({type(e).__name__}: {e}); "
-                "replace them with an intact copy"
-            ) from None
-    if ds is None and download:
-        old = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(20)  # an offline machine should fail fast, not hang
-        try:
-            ds = cls(root=root, train=train, download=True)
-        except Exception:
-            ds = None
-        finally:
-            socket.setdefaulttimeout(old)
-        if ds is not None:
-            verify_raw_files(cls_name, folder)  # what was downloaded is checked like what was found
-    if ds is None:
+    present = verify_raw_files(cls_name, folder)
+    if not present and download and _download(cls_name, root):
+        present = verify_raw_files(cls_name, folder)  # what was downloaded is checked like what was found
+    if not present:
         raise UserError(
             f"{cls_name} not found under '{folder}' (expected {', '.join(stems)}) and it could not be downloaded; "
             f"put the files there, or point --data-root / $GANBENCH_DATA at a folder holding {cls_name}/raw/"
         )
-    return ds.data.clone(), ds.targets.clone().long()
+    prefix = "train" if train else "t10k"
+    try:
+        x = read_idx(folder / f"{prefix}-images-idx3-ubyte")
+        y = read_idx(folder / f"{prefix}-labels-idx1-ubyte")
+    except OSError as e:
+        raise UserError(
+            f"{cls_name} files under '{folder}' could not be read ({e.strerror}); fix their permissions or "
+            "point --data-root at a readable copy"
+        ) from None
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        raise UserError(
+            f"{cls_name} files under '{folder}' do not fit together (images {x.shape}, labels {y.shape}); "
+            "replace them with an intact copy"
+        )
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
 
 
-class _TorchvisionImages(Dataset):
+class _IdxImages(Dataset):
     tv_name = ""
     shape = (1, 28, 28)
     num_classes = 10
@@ -207,18 +258,18 @@ class _TorchvisionImages(Dataset):
 
     def __init__(self, root=None, split="train", device="cpu", download=True):
         super().__init__(root, split, device, download)
-        x, y = _load_torchvision(self.tv_name, str(data_root(root)), split == "train", download)
+        x, y = _load_idx(self.tv_name, str(data_root(root)), split == "train", download)
         self.images = _to_unit(x).unsqueeze(1).to(self.device)
         self.labels = y.to(self.device)
 
 
 @DATASETS.register("mnist")
-class MNIST(_TorchvisionImages):
+class MNIST(_IdxImages):
     name, tv_name = "mnist", "MNIST"
 
 
 @DATASETS.register("fashion-mnist")
-class FashionMNIST(_TorchvisionImages):
+class FashionMNIST(_IdxImages):
     name, tv_name = "fashion-mnist", "FashionMNIST"
 
 
@@ -237,7 +288,7 @@ class StackedMNIST(Dataset):
 
     def __init__(self, root=None, split="train", device="cpu", download=True):
         super().__init__(root, split, device, download)
-        x, y = _load_torchvision("MNIST", str(data_root(root)), split == "train", download)
+        x, y = _load_idx("MNIST", str(data_root(root)), split == "train", download)
         self.digits = _to_unit(x).to(self.device)  # N x 28 x 28
         self.digit_labels = y.to(self.device)
         self._n = x.shape[0]

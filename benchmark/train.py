@@ -16,12 +16,14 @@ import random
 import sys
 import time
 import typing
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -29,7 +31,6 @@ from benchmark import io, rundir
 from benchmark.config import (
     DEVICE_RE,
     TrainConfig,
-    field_docs,
     load_yaml,
     make_config,
     parse_set,
@@ -40,7 +41,7 @@ from benchmark.config import (
 )
 from benchmark.data import Dataset, load_dataset
 from benchmark.errors import TrainingDiverged, UserError, os_error, quote
-from benchmark.models import build_models
+from benchmark.models import MinibatchDiscrimination, build_models, is_user_model
 from benchmark.objectives import build_objective, gradient_penalty
 from benchmark.paths import check_room
 
@@ -72,10 +73,15 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def make_optimizer(params, cfg: TrainConfig, which: str) -> torch.optim.Optimizer:
+    """The run's optimiser for G or D. Adam runs fused: on CPU torch's default steps one parameter tensor after
+    another, about ten passes over memory each; the fused kernel makes one (`make bench-train` times a critic step
+    both ways). It rounds differently in the last bits, so runs differ in bits from those of ganbench before it
+    (a run and its resume never do). RMSprop's foreach form gives the same bits but measured no faster here."""
     lr = getattr(cfg, f"lr_{which}")
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=(getattr(cfg, f"beta1_{which}"), getattr(cfg, f"beta2_{which}")))
+    betas = (getattr(cfg, f"beta1_{which}"), getattr(cfg, f"beta2_{which}"))
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
 
 
 class Run:
@@ -93,9 +99,12 @@ class Run:
         self.objective = build_objective(cfg)
         self.opt_g = make_optimizer(self.G.parameters(), cfg, "g")
         self.opt_d = make_optimizer(self.D.parameters(), cfg, "d")
-        # Real and fake go through D in one call when no layer mixes the samples of a batch: the
-        # same math in fewer, larger matrix products.
-        self.fuse = cfg.critic_norm != "batch" and not cfg.minibatch_disc
+        # Real and fake go through D in one call when no layer of it mixes the samples of a batch (batch norm and
+        # minibatch discrimination do; PacGAN's groups stay inside each half, the batch being a multiple of pack):
+        # the same math in fewer, larger matrix products. A user's critic is called on each batch apart, as its
+        # author wrote it: what its layers do with a batch is not known here.
+        mixing = (nn.BatchNorm1d, nn.BatchNorm2d, MinibatchDiscrimination)
+        self.fuse = not is_user_model(cfg.model) and not any(isinstance(m, mixing) for m in self.D.modules())
 
     def critic_step(self, data_gen: torch.Generator, sigma: float = 0.0):
         """One critic update on a fresh real batch and a fresh fake batch (the hot path).
@@ -128,6 +137,20 @@ class Run:
         return loss.detach(), pen, wdist, real, fake, y
 
 
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Inside the block, ``module``'s trainable parameters ask for no gradient (after it, they ask again; a
+    parameter its author froze stays frozen)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def _fixed_noise(cfg: TrainConfig, num_classes: int, device) -> Tuple[Tensor, Optional[Tensor]]:
     """Noise for the sample grids, from its own generator so it never moves the training RNG."""
     g = torch.Generator().manual_seed(cfg.seed + 1_000_003)
@@ -137,15 +160,35 @@ def _fixed_noise(cfg: TrainConfig, num_classes: int, device) -> Tuple[Tensor, Op
     return z, y
 
 
+def image_grid(x: Tensor, nrow: int, padding: int = 2) -> np.ndarray:
+    """Images (N, C, H, W) in [-1, 1] -> one RGB uint8 picture (rows, cols, 3), ``nrow`` images a row with black
+    gaps of ``padding``: the pixels of torchvision's ``save_image(x, nrow=nrow, normalize=True, value_range=(-1,
+    1))`` (tested against it), without importing torchvision for them (~3 s on top of torch, -X importtime)."""
+    n, c, h, w = x.shape
+    x = x.clamp(-1, 1).sub(-1).div(2)  # to [0, 1], as torchvision normalises over value_range (-1, 1)
+    if c == 1:  # grey saved as RGB, as torchvision does
+        x = x.expand(n, 3, h, w)
+    if n == 1:  # one image: no frame
+        grid = x[0]
+    else:
+        cols = min(nrow, n)
+        rows = math.ceil(n / cols)
+        cells = x.new_zeros(rows * cols, 3, h + padding, w + padding)  # each image with a gap above and left
+        cells[:n, :, padding:, padding:] = x
+        grid = cells.view(rows, cols, 3, h + padding, w + padding).permute(2, 0, 3, 1, 4)
+        grid = F.pad(grid.reshape(3, rows * (h + padding), cols * (w + padding)), (0, padding, 0, padding))
+    return grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+
+
 def save_samples(G: nn.Module, z: Tensor, y: Optional[Tensor], path: Path, data: Dataset) -> None:
     was_training = G.training
     G.eval()
     with torch.no_grad():
         x = G(z, y).float().cpu()
     G.train(was_training)
-    # matplotlib (~0.7 s) and torchvision (~3 s on top of torch; `python -X importtime`, 2 CPU cores) are
-    # imported here, where a sample grid is drawn, so that every `ganbench` command does not pay for them.
     if data.kind == "points":
+        # matplotlib (~0.7 s, `python -X importtime`, 2 CPU cores) is imported here, where a scatter is drawn,
+        # so that every `ganbench` command does not pay for it.
         import matplotlib
 
         matplotlib.use("Agg")
@@ -161,10 +204,8 @@ def save_samples(G: nn.Module, z: Tensor, y: Optional[Tensor], path: Path, data:
             fig.savefig(tmp, bbox_inches="tight")
         plt.close(fig)
     else:
-        from torchvision.utils import save_image
-
         with io.atomic_path(path) as tmp:
-            save_image(x, tmp, nrow=int(math.sqrt(len(x))) or 1, normalize=True, value_range=(-1, 1))
+            Image.fromarray(image_grid(x, nrow=int(math.sqrt(len(x))) or 1)).save(tmp)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -290,17 +331,20 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
 
         # ---- generator step ---------------------------------------------------------------------
         y_g = y  # labels of the last real batch: the real label distribution
-        fake = G(torch.randn(bs, cfg.z_dim, device=device), y_g)
-        fake_in = fake + sigma * torch.randn_like(fake) if sigma > 0 else fake
-        if cfg.feature_matching:  # Salimans et al.: match the mean critic features of real data
-            with torch.no_grad():
-                f_real = D.features(real, y).mean(0)
-            g_loss = F.mse_loss(D.features(fake_in, y_g).mean(0), f_real)
-        else:
-            g_loss = obj.g_loss(D(fake_in, y_g))
-        run.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        run.opt_g.step()
+        # G's gradient passes through D, whose own weight gradients would be thrown away: with D frozen they are
+        # not computed (a third of D's backward here), and no bit of G's update changes.
+        with frozen(D):
+            fake = G(torch.randn(bs, cfg.z_dim, device=device), y_g)
+            fake_in = fake + sigma * torch.randn_like(fake) if sigma > 0 else fake
+            if cfg.feature_matching:  # Salimans et al.: match the mean critic features of real data
+                with torch.no_grad():
+                    f_real = D.features(real, y).mean(0)
+                g_loss = F.mse_loss(D.features(fake_in, y_g).mean(0), f_real)
+            else:
+                g_loss = obj.g_loss(D(fake_in, y_g))
+            run.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            run.opt_g.step()
 
         # ---- log ------------------------------------------------------------------------------
         rec: Dict[str, Any] = {"step": step + 1, "d_loss": torch.stack(d_losses).mean().item(), "g_loss": g_loss.item()}
@@ -366,7 +410,7 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------
-# command line
+# command line (the arguments are defined in benchmark.train_cli, which imports no torch)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -383,18 +427,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return make_config(overrides)
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    docs = field_docs(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        text = f"{docs.get(f.name, '')} [default: {default}]".strip()
-        if f.type in (bool, "bool"):
-            p.add_argument(flag, dest=f"cfg_{f.name}", nargs="?", const="true", default=None, metavar="BOOL", help=text)
-        else:
-            p.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(), help=text)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     try:  # (--out: its kinds, permissions and room are checked by train(), before any work)
@@ -408,18 +440,3 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ) from None
     print(f"ganbench: done, {summary['steps']} steps; outputs in '{args.out}'")
     return 0
-
-
-def add_parsers(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train one GAN run (resumes if its --out holds a checkpoint)",
-        description="Train one run. Every config key is a flag (--gp-lambda 10) and can also "
-        "come from --config FILE.yaml or --set key=value (highest priority).",
-    )
-    p.add_argument("--config", help="YAML file of config overrides")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key (repeatable)")
-    p.add_argument("--out", required=True, help="run directory (created; an existing run there resumes)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_flags(p)
-    p.set_defaults(func=_cmd_train)

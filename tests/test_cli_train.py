@@ -138,3 +138,65 @@ def test_every_train_flag_has_help_from_the_config_comments():
     flat = " ".join(r.stdout.split())
     assert "weight of the gradient penalty (wgan-gp) (range: >= 0 and <= 1000000) [default: 10.0]" in flat
     assert "PacGAN: D judges `pack` samples jointly (range: >= 1 and <= 64) [default: 1]" in flat
+
+
+# ---- lazy subcommands: each command imports what it runs ------------------------------------------------
+
+HEAVY = ("torch", "torchvision", "pandas", "scipy", "matplotlib", "torch_fidelity", "sklearn")
+STAGES = ("benchmark.train", "benchmark.evaluation", "benchmark.study", "benchmark.regress")
+
+
+_PROBE = """
+import sys
+from benchmark.cli import main
+try:
+    rc = main(sys.argv[2:])
+except SystemExit as e:
+    rc = e.code
+watched = sys.argv[1].split(",")
+print(rc, *sorted({w for m in sys.modules for w in watched if m == w or m.startswith(w + ".")}))
+"""
+
+
+def _imported_by(argv, modules):
+    """Which of ``modules`` (or their submodules) a fresh process has imported after ``ganbench argv``."""
+    r = subprocess.run([sys.executable, "-c", _PROBE, ",".join(modules), *argv], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rc, *found = r.stdout.strip().splitlines()[-1].split()
+    return int(rc), set(found)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["nosuch"], ["train", "--help"]])
+def test_help_imports_neither_torch_nor_any_stage(argv):
+    rc, found = _imported_by(argv, HEAVY + STAGES)
+    assert rc in (0, 2) and found == set()
+
+
+def test_train_imports_training_and_nothing_of_the_later_stages(tmp_path):
+    rc, found = _imported_by(BASE + ["--out", str(tmp_path / "r")], HEAVY + STAGES)
+    assert rc == 0
+    assert {"torch", "matplotlib", "benchmark.train"} <= found  # a toy run draws its scatter with matplotlib
+    assert not found & {"torchvision", "pandas", "scipy", "torch_fidelity", "benchmark.evaluation", "benchmark.study"}
+    assert "benchmark.regress" not in found
+
+
+def test_an_mnist_run_imports_no_torchvision(mnist_data_root, tmp_path):
+    argv = ["train", "--dataset", "mnist", "--data-root", mnist_data_root, "--download", "false", "--steps", "1"]
+    rc, found = _imported_by(argv + ["--device", "cpu", "--quiet", "--out", str(tmp_path / "r")], HEAVY)
+    assert rc == 0 and (tmp_path / "r" / "samples" / "step_000001.png").is_file()
+    assert found == {"torch"}  # the idx files read with numpy, the sample grid written with PIL
+
+
+def test_command_table_is_what_the_stages_define():
+    """`ganbench --help` lists COMMANDS without importing the stages: each line must be the stage's own help,
+    and a command a stage defines but the table lacks would be unreachable."""
+    import argparse
+
+    from benchmark.cli import COMMANDS, resolve
+
+    defined = {}
+    for stage in {c.stage for c in COMMANDS}:
+        sub = argparse.ArgumentParser().add_subparsers()
+        resolve(stage)(sub)
+        defined.update({a.dest: a.help for a in sub._choices_actions})
+    assert defined == {c.name: c.help for c in COMMANDS}

@@ -378,3 +378,108 @@ def test_a_generator_file_as_last_pt_is_refused(tmp_path, capsys):
     out = _unfinished_toy_run(tmp_path)
     rundir.last_checkpoint_path(out).write_bytes(rundir.generator_path(out, 3).read_bytes())
     one_line_error(capsys, _toy_argv(out), "last.pt", "not a resumable ganbench checkpoint", "delete it")
+
+
+@pytest.mark.parametrize("n,c,nrow", [(64, 1, 8), (10, 1, 3), (1, 1, 1), (7, 3, 2), (2, 3, 8)])
+def test_sample_grid_has_torchvisions_pixels(tmp_path, n, c, nrow):
+    """The grid is drawn without torchvision; its pixels are those of torchvision's save_image (an independent
+    implementation): gaps, a last row cut short, a single image, RGB (stacked-mnist), values beyond [-1, 1]."""
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    from benchmark.train import image_grid
+
+    x = torch.randn(n, c, 28, 28, generator=torch.Generator().manual_seed(n)) * 1.5
+    save_image(x, tmp_path / "tv.png", nrow=nrow, normalize=True, value_range=(-1, 1))
+    assert np.array_equal(image_grid(x, nrow), np.asarray(Image.open(tmp_path / "tv.png")))
+
+
+# ---- the critic call: real and fake in one batch only where no layer mixes a batch -------------------------
+
+
+class BatchCentred(torch.nn.Module):
+    """A layer a user might write that mixes the samples of a batch (no class ganbench could recognise)."""
+
+    def forward(self, h):
+        return h - h.mean(0, keepdim=True)
+
+
+def centred_pair(cfg, shape, num_classes):
+    """A user's pair ('test_train:centred_pair'): the toy pair, its critic's features centred over the batch, and
+    its first layer frozen by its author."""
+    from benchmark.models import toy
+
+    G, D = toy(cfg, shape, num_classes)
+    D.body = torch.nn.Sequential(BatchCentred(), *D.body)
+    D.body[1].weight.requires_grad_(False)
+    return G, D
+
+
+@pytest.mark.parametrize(
+    "extra,fused",
+    [
+        (dict(objective="gan"), True),
+        (dict(objective="gan", critic_norm="layer"), True),
+        (dict(objective="gan", pack=4), True),
+        (dict(objective="cgan", cond_mode="projection"), True),
+        (dict(objective="gan", critic_norm="batch"), False),
+        (dict(objective="gan", minibatch_disc=True), False),
+        (dict(objective="gan", model="test_train:centred_pair"), False),
+        (dict(dataset="mnist", model="dcgan", objective="gan", critic_norm="batch"), False),
+        (dict(dataset="mnist", model="dcgan", objective="gan", critic_norm="instance"), True),
+    ],
+    ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else str(v),
+)
+def test_critic_loss_is_that_of_separate_calls_where_a_layer_mixes_the_batch(request, extra, fused):
+    """Where batch statistics are part of the critic, the loss must be that of D(real) and D(fake) called apart
+    (one call on both would mix their statistics); elsewhere one call gives the same loss in less time."""
+    import copy
+
+    from benchmark.train import Run
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    cfg = dict(dataset="ring8", model="toy", batch_size=32, device="cpu", seed=0)
+    if extra.get("dataset") == "mnist":  # the convolutional critic needs 28 x 28 images
+        cfg.update(batch_size=16, data_root=request.getfixturevalue("mnist_data_root"), download=False)
+    run = Run(make_config({**cfg, **extra}))
+    assert run.fuse is fused
+    D0 = copy.deepcopy(run.D)
+    loss, _, _, real, fake, y = run.critic_step(torch.Generator().manual_seed(0))
+    want = run.objective.d_loss(D0(real, y), D0(fake, y))
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5, abs=1e-6)
+
+
+def test_generator_step_trains_g_only_and_leaves_a_frozen_critic_weight_frozen(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    out, _, _ = run(tmp_path, **{**TOY, "model": "test_train:centred_pair", "objective": "wgan-gp"})
+    from benchmark.train import Run, frozen
+
+    r = Run(make_config({**TOY, "model": "test_train:centred_pair"}))
+    frozen_w = r.D.body[1].weight
+    trainable = [p for p in r.D.parameters() if p.requires_grad]
+    with frozen(r.D):
+        assert not any(p.requires_grad for p in r.D.parameters())
+        loss = r.D(r.G(torch.randn(8, r.cfg.z_dim))).mean()
+    loss.backward()
+    assert all(p.grad is None for p in r.D.parameters()) and all(p.grad is not None for p in r.G.parameters())
+    assert all(p.requires_grad for p in trainable) and not frozen_w.requires_grad  # the author's choice stands
+    # ... and after training: the frozen weight has the value it was built with
+    D_end = rundir.load_checkpoint(out / "checkpoints" / "last.pt")["D"]
+    assert torch.equal(D_end["body.1.weight"], r.D.body[1].weight.detach())
+
+
+def test_freezing_the_critic_changes_no_bit_of_the_generator_gradient():
+    from benchmark.train import Run, frozen
+
+    r = Run(make_config(dict(DIGITS, objective="wgan-gp")))
+    z = torch.randn(16, r.cfg.z_dim)
+    grads = []
+    for freeze in (False, True):
+        r.G.zero_grad(set_to_none=True)
+        if freeze:
+            with frozen(r.D):
+                (-r.D(r.G(z)).mean()).backward()
+        else:
+            (-r.D(r.G(z)).mean()).backward()
+        grads.append([p.grad.clone() for p in r.G.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
