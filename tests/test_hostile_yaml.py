@@ -147,7 +147,7 @@ def test_flag_values_never_reach_yaml(tmp_path, capsys, flag, value, needles):
 
 
 def test_typed_flags_still_read_what_yaml_read(tmp_path):
-    args = build_parser().parse_args(
+    args = build_parser("train").parse_args(
         ["train", "--out", "x", "--steps", "0x10", "--checkpoint-at", "1,2", "--z-dim", "null", "--seed", "1_000"]
         + ["--lr-g", "1e-3", "--deterministic", "yes", "--model", "toy", "--dataset", "ring8", "--epochs", "none"]
     )
@@ -161,7 +161,7 @@ def test_typed_flags_still_read_what_yaml_read(tmp_path):
         True,
         None,
     )
-    args = build_parser().parse_args(["train", "--out", "x", "--checkpoint-at", "[3, 4]", "--model", "toy"])
+    args = build_parser("train").parse_args(["train", "--out", "x", "--checkpoint-at", "[3, 4]", "--model", "toy"])
     assert config_from_args(args).checkpoint_at == [3, 4]
 
 
@@ -208,7 +208,7 @@ TEXT = st.one_of(
 def test_any_text_for_any_key_is_a_config_or_one_line(key, text, via):
     try:
         if via == "flag":
-            args = build_parser().parse_args(["train", "--out", "x", f"--{key.replace('_', '-')}={text}"])
+            args = build_parser("train").parse_args(["train", "--out", "x", f"--{key.replace('_', '-')}={text}"])
             config_from_args(args)
         else:
             make_config(parse_set([f"{key}={text}"]))
