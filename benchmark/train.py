@@ -26,7 +26,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from benchmark import io, rundir
-from benchmark.config import TrainConfig, field_docs, load_yaml, make_config, parse_set, resolve, semantic_dict, to_yaml
+from benchmark.config import (
+    ADDED_LATER,
+    TrainConfig,
+    field_docs,
+    load_yaml,
+    make_config,
+    parse_set,
+    resolve,
+    semantic_dict,
+    to_yaml,
+)
 from benchmark.data import Dataset, load_dataset
 from benchmark.errors import TrainingDiverged, UserError
 from benchmark.models import build_models
@@ -170,7 +180,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
             old = make_config(load_yaml(cfg_path))
         except UserError:
             raise UserError(f"'{cfg_path}' is unreadable; delete '{out}' to start the run afresh") from None
-        diff = {k: (v, semantic_dict(cfg)[k]) for k, v in semantic_dict(old).items() if semantic_dict(cfg)[k] != v}
+        there, here = ({**ADDED_LATER, **semantic_dict(c)} for c in (old, cfg))  # a later key at its default: absent
+        diff = {k: (v, here[k]) for k, v in there.items() if here[k] != v}
         if diff:
             k, (a, b) = next(iter(diff.items()))
             raise UserError(f"'{out}' holds a run with another config ({k}: {a} there, {b} here); use another --out")
@@ -194,7 +205,7 @@ def _resume(run: Run, last_path: Path, data_gen: torch.Generator) -> int:
             "state); delete it to restart this run from scratch"
         )
     if ck["config_sha256"] != rundir.config_hash(run.cfg):
-        theirs, ours = ck.get("config") or {}, semantic_dict(run.cfg)
+        theirs, ours = {**ADDED_LATER, **(ck.get("config") or {})}, {**ADDED_LATER, **semantic_dict(run.cfg)}
         k = next((k for k in ours if k in theirs and theirs[k] != ours[k]), None)
         what = f" ({k}: {theirs[k]} there, {ours[k]} here)" if k else ""
         raise UserError(
