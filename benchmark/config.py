@@ -29,6 +29,7 @@ DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # a device ganbench can 
 CRITIC_NORMS = ("none", "batch", "layer", "instance")
 GP_MODES = ("two-sided", "one-sided")
 COND_MODES = ("concat", "projection")
+LABEL_SCALES = ("one", "sqrt-z")  # the factor on G's one-hot label: 1, or sqrt(z_dim) (models.label_factor)
 
 # Conditional objectives are just names for (objective, conditional=True).
 CONDITIONAL_ALIASES = {
@@ -48,11 +49,12 @@ class TrainConfig:
     dataset: str = "mnist"  # registry name: mnist, fashion-mnist, stacked-mnist, ring8, grid25, digits
     data_root: Optional[str] = None  # None: $GANBENCH_DATA, else ./data
     download: bool = True  # fetch torchvision datasets when absent (needs a network)
-    model: str = "mlp"  # registry name: mlp, dcgan, toy (or "package.module:function" returning a user's (G, D))
+    model: str = "mlp"  # registry name: mlp, dcgan, toy, toy-pacgan, toy-wgangp (or "package.module:function" returning a user's (G, D))
     objective: str = "wgan-gp"  # gan, gan-minimax, lsgan, wgan, wgan-gp (c-prefixed: conditional)
     conditional: bool = False  # class label as an input to G and D
     cond_mode: str = "concat"  # how D sees the label: concat (one-hot input) | projection
-    z_dim: Optional[int] = None  # None: the model's default (100 for images, 2 for toy)
+    label_scale: str = "one"  # G's one-hot label times: one (1) | sqrt-z (sqrt(z_dim): the energy of z)
+    z_dim: Optional[int] = None  # None: the model's default (100 for images, 2 for the toy models)
     critic_norm: str = "none"  # normalisation inside the critic: none | batch | layer | instance
 
     # --- budget --------------------------------------------------------------------------------
@@ -477,6 +479,7 @@ def check(cfg: TrainConfig) -> None:
     _choice("critic_norm", cfg.critic_norm, CRITIC_NORMS)
     _choice("gp_mode", cfg.gp_mode, GP_MODES)
     _choice("cond_mode", cfg.cond_mode, COND_MODES)
+    _choice("label_scale", cfg.label_scale, LABEL_SCALES)
     if cfg.optimizer is not None:
         _choice("optimizer", cfg.optimizer, ("adam", "rmsprop"))
     for k, lim in LIMITS.items():  # every number against its documented range
@@ -497,6 +500,11 @@ def check(cfg: TrainConfig) -> None:
     if cfg.batch_size % cfg.pack:
         raise UserError(
             f"config key 'pack' ({cfg.pack}) must divide batch_size ({cfg.batch_size}); pick a batch size that is a multiple"
+        )
+    if cfg.label_scale != "one" and not cfg.conditional:
+        raise UserError(
+            f"config key 'label_scale' ({cfg.label_scale}) has no meaning without labels; use it with a "
+            "conditional objective (cgan, ... or conditional: true), or set it to one"
         )
     if cfg.pack > 1 and cfg.conditional:
         raise UserError("config key 'pack' > 1 cannot be combined with a conditional objective; set pack=1")
@@ -538,8 +546,17 @@ def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
 NON_SEMANTIC = ("data_root", "download", "num_threads", "log_flush_every")
 
 
+# Keys added after runs were stored, each with the value that gives those runs' numbers. At that value a key is
+# left out of the semantic dict, so every earlier run keeps its trial key, checkpoint hash and baseline key.
+ADDED_LATER: Dict[str, Any] = {"label_scale": "one"}
+
+
 def semantic_dict(cfg: TrainConfig) -> Dict[str, Any]:
-    return {k: v for k, v in cfg.to_dict().items() if k not in NON_SEMANTIC}
+    return {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if k not in NON_SEMANTIC and not (k in ADDED_LATER and v == ADDED_LATER[k])
+    }
 
 
 def to_yaml(cfg: Any) -> str:

@@ -1,4 +1,4 @@
-"""Generator/critic pairs: ``mlp``, ``dcgan`` and ``toy``, each optionally conditional.
+"""Generator/critic pairs: ``mlp``, ``dcgan``, ``toy``, ``toy-pacgan`` and ``toy-wgangp``, each optionally conditional.
 
 A model entry is a function ``(cfg, shape, num_classes) -> (G, D)``. Every critic is split into
 ``features(x, y) -> h`` and ``head(h, y) -> score`` so that feature matching, minibatch discrimination
@@ -29,8 +29,12 @@ from benchmark.registry import Registry
 MODELS = Registry("model")
 
 
+# models for the 2D mixtures: z is 2-dimensional, as in the unrolled-GAN / VEEGAN / PacGAN line
+POINT_MODELS = ("toy", "toy-pacgan", "toy-wgangp")
+
+
 def default_z_dim(model: str) -> int:
-    return 2 if model == "toy" else 100
+    return 2 if model in POINT_MODELS else 100
 
 
 # ------------------------------------------------------------------------------------------------
@@ -122,19 +126,46 @@ class Critic(nn.Module):
         return self.head(self.features(x, y), y)
 
 
+def label_factor(label_scale: str, z_dim: int) -> float:
+    """The factor on G's one-hot label (config key ``label_scale``): ``one`` -> 1, ``sqrt-z`` -> sqrt(z_dim).
+
+    sqrt(z_dim) gives the label as much input energy as z (E|z|^2 = z_dim, |scaled one-hot|^2 = z_dim): a
+    plain one-hot beside 100 Gaussian inputs is a faint signal that the first layer is slow to pick up, and
+    the generator then ignores its label for hundreds of steps. Measured on digits (cgan, mlp pair, 300 steps,
+    batch 64; label agreement of 1,000 samples by digits' second evaluator; seeds 0, 1, 2): concat critic
+    0.140 / 0.145 / 0.169 with ``one``, 0.613 / 0.737 / 0.832 with ``sqrt-z``; projection critic
+    0.862 / 0.872 / 0.841 with ``one``, 0.983 / 0.968 / 0.910 with ``sqrt-z``. Each figure: ``train`` of
+    ``make_config(dict(dataset="digits", model="mlp", objective="cgan", cond_mode=..., label_scale=...,
+    steps=300, batch_size=64, seed=...))``, then the share of ``generate(G, cfg, 1000, seed=0)`` whose
+    ``classify(load_second("digits")[0], x)`` argmax is the requested label. Only G's input is scaled; a concat
+    critic still sees the plain one-hot.
+    """
+    if label_scale == "one":
+        return 1.0
+    if label_scale == "sqrt-z":
+        return math.sqrt(z_dim)
+    raise ValueError(f"unknown label_scale {label_scale!r}")  # config.check refuses it first
+
+
 class Generator(nn.Module):
+    """Base of the generators: z, and for a conditional one its one-hot label times ``label_factor``, in."""
+
     def __init__(self, cfg, shape: Tuple[int, ...], num_classes: int):
         super().__init__()
         self.z_dim = cfg.z_dim
         self.shape = tuple(shape)
         self.num_classes = num_classes if cfg.conditional else 0
         self.in_dim = self.z_dim + self.num_classes  # one-hot label concatenated to z
+        self.label_scale = label_factor(cfg.label_scale, self.z_dim)
 
     def _input(self, z: Tensor, y: Optional[Tensor]) -> Tensor:
         if self.num_classes:
             if y is None:
                 raise ValueError("a conditional generator needs labels")
-            return torch.cat([z, F.one_hot(y, self.num_classes).to(z.dtype)], 1)
+            onehot = F.one_hot(y, self.num_classes).to(z.dtype)
+            if self.label_scale != 1.0:  # (label_scale one: exactly the input of every earlier run)
+                onehot = self.label_scale * onehot
+            return torch.cat([z, onehot], 1)
         return z
 
 
@@ -183,38 +214,38 @@ class MLPCritic(Critic):
 
 
 class DCGANGenerator(Generator):
-    """z -> 128x7x7 -> 64x14x14 -> Cx28x28 (transposed convs, BatchNorm, ReLU, tanh)."""
+    """z -> 2w x 7x7 -> w x 14x14 -> Cx28x28 (transposed convs, BatchNorm, ReLU, tanh); w = 64 in ``dcgan``."""
 
-    def __init__(self, cfg, shape, num_classes):
+    def __init__(self, cfg, shape, num_classes, width: int = 64):
         super().__init__(cfg, shape, num_classes)
-        c = shape[0]
-        self.fc = nn.Sequential(nn.Linear(self.in_dim, 128 * 7 * 7), nn.BatchNorm1d(128 * 7 * 7), nn.ReLU(True))
+        c, self.w2 = shape[0], 2 * width
+        self.fc = nn.Sequential(nn.Linear(self.in_dim, self.w2 * 7 * 7), nn.BatchNorm1d(self.w2 * 7 * 7), nn.ReLU(True))
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(128, 64, 4, 2, 1),
-            nn.BatchNorm2d(64),
+            nn.ConvTranspose2d(self.w2, width, 4, 2, 1),
+            nn.BatchNorm2d(width),
             nn.ReLU(True),
-            nn.ConvTranspose2d(64, c, 4, 2, 1),
+            nn.ConvTranspose2d(width, c, 4, 2, 1),
             nn.Tanh(),
         )
 
     def forward(self, z, y=None):
-        return self.net(self.fc(self._input(z, y)).view(-1, 128, 7, 7))
+        return self.net(self.fc(self._input(z, y)).view(-1, self.w2, 7, 7))
 
 
 class DCGANCritic(Critic):
-    """Cx28x28 -> 64x14x14 -> 128x7x7 -> features (strided convs, LeakyReLU 0.2)."""
+    """Cx28x28 -> w x 14x14 -> 2w x 7x7 -> features (strided convs, LeakyReLU 0.2); w = 64 in ``dcgan``."""
 
-    def __init__(self, cfg, shape, num_classes):
+    def __init__(self, cfg, shape, num_classes, width: int = 64):
         super().__init__(cfg, shape, num_classes)
         c_in = shape[0] * cfg.pack + (self.num_classes if self._concat_label() else 0)
         self.body = nn.Sequential(
-            nn.Conv2d(c_in, 64, 4, 2, 1),
+            nn.Conv2d(c_in, width, 4, 2, 1),
             nn.LeakyReLU(0.2, True),
-            nn.Conv2d(64, 128, 4, 2, 1),
-            norm2d(cfg.critic_norm, 128),
+            nn.Conv2d(width, 2 * width, 4, 2, 1),
+            norm2d(cfg.critic_norm, 2 * width),
             nn.LeakyReLU(0.2, True),
         )
-        self._finish(128 * 7 * 7, cfg)
+        self._finish(2 * width * 7 * 7, cfg)
 
     def features(self, x, y=None):
         h = self._pack(x)
@@ -248,8 +279,39 @@ class ToyGenerator(Generator):
 
 
 class ToyCritic(MLPCritic):
-    def __init__(self, cfg, shape, num_classes):
-        super().__init__(cfg, shape, num_classes, widths=(128, 128))
+    def __init__(self, cfg, shape, num_classes, widths=(128, 128)):
+        super().__init__(cfg, shape, num_classes, widths=widths)
+
+
+class ToyMLPGenerator(Generator):
+    """z -> (Linear [-BatchNorm] - ReLU) x len(widths) -> 2. With BatchNorm the hidden Linear layers carry no
+    bias (BatchNorm's shift replaces it), as in PacGAN's generator."""
+
+    def __init__(self, cfg, shape, num_classes, widths: Tuple[int, ...], batch_norm: bool):
+        super().__init__(cfg, shape, num_classes)
+        layers: list = []
+        d = self.in_dim
+        for w in widths:
+            layers.append(nn.Linear(d, w, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(w))
+            layers.append(nn.ReLU(True))
+            d = w
+        layers.append(nn.Linear(d, shape[0]))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z, y=None):
+        return self.net(self._input(z, y))
+
+
+class ReLUCritic(MLPCritic):
+    """MLPCritic with ReLU in place of LeakyReLU (the WGAN-GP paper's toy critic)."""
+
+    def __init__(self, cfg, shape, num_classes, widths):
+        super().__init__(cfg, shape, num_classes, widths=widths)
+        for i, m in enumerate(self.body):
+            if isinstance(m, nn.LeakyReLU):
+                self.body[i] = nn.ReLU(True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,13 +339,34 @@ def dcgan(cfg, shape, num_classes):
     return DCGANGenerator(cfg, shape, num_classes), DCGANCritic(cfg, shape, num_classes)
 
 
-@MODELS.register("toy")
-def toy(cfg, shape, num_classes):
+def _need_points(name: str, shape) -> None:
     if len(shape) != 1:
         raise UserError(
-            f"model 'toy' needs 2D points, but the dataset gives samples of shape {tuple(shape)}; use mlp or dcgan"
+            f"model '{name}' needs 2D points, but the dataset gives samples of shape {tuple(shape)}; use mlp or dcgan"
         )
+
+
+@MODELS.register("toy")
+def toy(cfg, shape, num_classes):
+    _need_points("toy", shape)
     return ToyGenerator(cfg, shape, num_classes), ToyCritic(cfg, shape, num_classes)
+
+
+@MODELS.register("toy-pacgan")
+def toy_pacgan(cfg, shape, num_classes):
+    """PacGAN's 2D-mixture sizes (Lin et al. 2018, synthetic config): G 4 x 400 with BatchNorm and ReLU; D 3 x 200.
+    PacGAN's D uses maxout units (5 pieces); this one uses LeakyReLU 0.2, like every critic here."""
+    _need_points("toy-pacgan", shape)
+    G = ToyMLPGenerator(cfg, shape, num_classes, widths=(400,) * 4, batch_norm=True)
+    return G, ToyCritic(cfg, shape, num_classes, widths=(200,) * 3)
+
+
+@MODELS.register("toy-wgangp")
+def toy_wgangp(cfg, shape, num_classes):
+    """The WGAN-GP paper's toy pair (Gulrajani et al. 2017, gan_toy.py): G and D 3 x 512, ReLU, no BatchNorm."""
+    _need_points("toy-wgangp", shape)
+    G = ToyMLPGenerator(cfg, shape, num_classes, widths=(512,) * 3, batch_norm=False)
+    return G, ReLUCritic(cfg, shape, num_classes, widths=(512,) * 3)
 
 
 def is_user_model(name: str) -> bool:

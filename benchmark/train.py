@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from benchmark import io, rundir
 from benchmark.config import (
+    ADDED_LATER,
     DEVICE_RE,
     TrainConfig,
     load_yaml,
@@ -230,7 +231,8 @@ def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> Dict[str,
             old = make_config(old_text)
         except UserError as e:
             raise UserError(f"run config {quote(cfg_path)} is not a valid config ({e}); {fix}") from None
-        diff = {k: (v, semantic_dict(cfg)[k]) for k, v in semantic_dict(old).items() if semantic_dict(cfg)[k] != v}
+        there, here = ({**ADDED_LATER, **semantic_dict(c)} for c in (old, cfg))  # a later key at its default: absent
+        diff = {k: (v, here[k]) for k, v in there.items() if here[k] != v}
         if diff:
             k, (a, b) = next(iter(diff.items()))
             raise UserError(f"'{out}' holds a run with another config ({k}: {a} there, {b} here); use another --out")
@@ -256,7 +258,8 @@ def _resume(run: Run, last_path: Path, data_gen: torch.Generator) -> int:
         )
     rundir.check_step(last_path, ck["step"], run.cfg, "delete it to restart this run from scratch")
     if ck["config_sha256"] != rundir.config_hash(run.cfg):
-        theirs, ours = ck.get("config") if isinstance(ck.get("config"), dict) else {}, semantic_dict(run.cfg)
+        stored = ck.get("config") if isinstance(ck.get("config"), dict) else {}
+        theirs, ours = {**ADDED_LATER, **stored}, {**ADDED_LATER, **semantic_dict(run.cfg)}
         k = next((k for k in ours if k in theirs and theirs[k] != ours[k]), None)
         what = f" ({k}: {theirs[k]} there, {ours[k]} here)" if k else ""
         raise UserError(

@@ -48,6 +48,7 @@ CHANGES = {
     "objective": ({}, "lsgan"),
     "conditional": ({}, True),
     "cond_mode": ({"conditional": True}, "projection"),
+    "label_scale": ({"conditional": True}, "sqrt-z"),
     "z_dim": ({}, 3),
     "critic_norm": ({}, "layer"),
     "steps": ({}, 3),
