@@ -37,6 +37,7 @@ failure (the README's).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -96,8 +97,14 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _train(dataset: str, data_root: Optional[str]):
-    return load_dataset(dataset, root=data_root, split="train", download=False)
+@functools.lru_cache(maxsize=1)
+def train_set(dataset: str, data_root: Optional[str] = None):
+    """The training split the image failures draw from (the last one loaded is kept: a page or a table scores
+    several failures of one dataset, and MNIST takes seconds to load)."""
+    return load_dataset(dataset, root=data_root, split="train")
+
+
+_train = train_set
 
 
 def _cycled(idx: Tensor, n: int) -> Tensor:
@@ -319,5 +326,6 @@ __all__ = [
     "score_sets",
     "scored_metrics",
     "separates",
+    "train_set",
     "validity_markdown",
 ]
