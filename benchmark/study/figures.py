@@ -115,8 +115,8 @@ def panels_of(df: pd.DataFrame, metrics: Sequence[str], look: Optional[Look]) ->
 
 
 def reference_lines(ax, look: Optional[Look], metric: str, dataset: Optional[str]) -> None:
-    """Real data (black, dashed) and each known failure (grey, dotted) at their level, labelled at the right
-    (levels at the same value share one line and one label)."""
+    """Real data (black, dashed) and each known failure (grey, dotted) at their level, labelled just above the
+    line at the right, inside the axes (levels at the same value share one line and one label)."""
     if look is None:
         return
     import matplotlib.transforms as mtransforms  # with pyplot (see plt)
@@ -132,7 +132,9 @@ def reference_lines(ax, look: Optional[Look], metric: str, dataset: Optional[str
     for v, labels in at.items():
         real = "real data" in labels
         ax.axhline(v, color="k" if real else "0.55", ls="--" if real else ":", lw=0.8, zorder=0)
-        ax.text(1.0, v, " " + ", ".join(labels), transform=tr, fontsize=5, va="center", color="0.3")
+        # inside the axes and out of the layout: a long label must not squeeze the panels (tight_layout)
+        t = ax.text(0.99, v, ", ".join(labels), transform=tr, fontsize=5, ha="right", va="bottom", color="0.3")
+        t.set_in_layout(False)
 
 
 def ylabel(m: str) -> str:
