@@ -38,10 +38,19 @@ EARLY = {
 # a score recorded for two seeds only
 TWO_SEEDS = {A: [1.0, 2.0], B: [5.0, 6.0]}
 
+# Welch named where the score's default is the rank test (modes, hq, rkl are bounded or heavy-tailed): these
+# claims check the t-test's numbers; tests/test_validity_claims.py checks the default and the rank test.
 CLAIMS = [
-    {"claim": "λ = 0 covers fewer modes", "metric": "modes", "arm": A, "vs": B, "expect": "worse"},
-    {"claim": "λ = 0 has fewer good samples", "metric": "hq", "arm": A, "vs": B, "expect": "worse"},
-    {"claim": "λ = 0 has a larger reverse KL", "metric": "rkl", "arm": A, "vs": "others", "expect": "worse"},
+    {"claim": "λ = 0 covers fewer modes", "metric": "modes", "arm": A, "vs": B, "expect": "worse", "test": "welch"},
+    {"claim": "λ = 0 has fewer good samples", "metric": "hq", "arm": A, "vs": B, "expect": "worse", "test": "welch"},
+    {
+        "claim": "λ = 0 has a larger reverse KL",
+        "metric": "rkl",
+        "arm": A,
+        "vs": "others",
+        "expect": "worse",
+        "test": "welch",
+    },
     {"claim": "λ = 0's critic loss varies more", "metric": "d_loss_var_last", "arm": B, "vs": A, "expect": "higher"},
     {
         "claim": "λ = 0: |∇D| ≠ 1",
@@ -59,7 +68,14 @@ CLAIMS = [
         "expect": "worse",
         "test": "bootstrap",
     },
-    {"claim": "λ = 10 covers fewer modes", "metric": "modes", "arm": B, "vs": "others", "expect": "worse"},
+    {
+        "claim": "λ = 10 covers fewer modes",
+        "metric": "modes",
+        "arm": B,
+        "vs": "others",
+        "expect": "worse",
+        "test": "welch",
+    },
 ]
 
 
@@ -378,7 +394,9 @@ def test_shipped_study_claims_are_valid():
     assert n >= 15
 
 
-def test_convergence_against_seed_spread():
+def test_convergence_is_the_slope_against_its_standard_error():
+    """Two points, three seeds: the slope is the mean change (−11) and its SE the sd of the per-seed changes over
+    √3 (1/√3): moving. A change that varies in sign across seeds (+0.5, −1, +0.5) is settled."""
     df = pd.DataFrame(
         [
             {"variant": "a", "seed": s, "step": st, "metric": "fid5k_test", "value": v}
@@ -387,11 +405,13 @@ def test_convergence_against_seed_spread():
         ]
     )
     cv = C.convergence(df, "a", "fid5k_test")
-    assert cv.delta == pytest.approx(-11.0) and cv.spread == pytest.approx(1.0)
-    assert cv.moving and cv.improving  # FID falls (↓ better) by more than its seed sd
+    assert cv.delta == pytest.approx(-11.0) and cv.se == pytest.approx(1 / math.sqrt(3))
+    assert cv.moving and cv.improving and cv.window == 2  # FID falls (↓ better) by far more than 2 SE
     final = df[df["step"] == 2].set_index("seed")["value"]
-    flat = df.assign(value=[final[s] + (0.5 if st == 1 else 0.0) for s, st in zip(df["seed"], df["step"])])
-    assert not C.convergence(flat, "a", "fid5k_test").moving
+    wobble = {0: 0.5, 1: -1.0, 2: 0.5}
+    flat = df.assign(value=[final[s] - (wobble[s] if st == 1 else 0.0) for s, st in zip(df["seed"], df["step"])])
+    cv = C.convergence(flat, "a", "fid5k_test")
+    assert cv.delta == pytest.approx(0.0, abs=1e-12) and not cv.moving
 
 
 def test_claim_against_all_others_needs_every_comparison():

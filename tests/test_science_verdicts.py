@@ -112,14 +112,16 @@ def test_per_seed_final_worst_best_and_at_a_point():
 
 
 def test_convergence_by_hand():
+    """Within-seed least squares over the last points: x and y centred on each seed's own means."""
     rows = [
         ("A", s, st, "fid1k_test", v)
         for s, vals in ((0, (9.0, 5.0)), (1, (8.0, 4.0)), (2, (9.0, 6.0)))
         for st, v in zip((10, 20), vals)
     ]
     c = C.convergence(_df(rows), "A", "fid1k_test")
-    assert c.delta == pytest.approx(-11 / 3) and c.spread == pytest.approx(1.0) and c.points == 2
-    assert c.moving and c.improving  # FID fell by more than the seed spread: still improving
+    # per-seed changes −4, −4, −3: slope x span = their mean, SE = their sd / √3 = (1/√3) / √3
+    assert c.delta == pytest.approx(-11 / 3) and c.se == pytest.approx(1 / 3) and c.points == 2 and c.window == 2
+    assert c.moving and c.improving  # FID fell by 11 SE: still improving
     up = [(v, s, st, "modes2500", x) for v, s, st, _, x in rows]
     c = C.convergence(_df(up), "A", "modes2500")
     assert c.moving and not c.improving  # modes fell: moving, the wrong way
@@ -132,12 +134,28 @@ def test_convergence_by_hand():
     assert c.delta == pytest.approx(0.0) and not c.moving and not c.improving
     one = C.convergence(_df([("A", 0, 10, "fid1k_test", 3.0)]), "A", "fid1k_test")
     assert math.isnan(one.delta) and not one.moving and one.points == 1
-    single_seed = C.convergence(
-        _df([("A", 0, 10, "fid1k_test", 3.0), ("A", 0, 20, "fid1k_test", 2.0)]), "A", "fid1k_test"
-    )
-    assert single_seed.spread == 0.0 and single_seed.improving
+    two = _df([("A", 0, 10, "fid1k_test", 3.0), ("A", 0, 20, "fid1k_test", 2.0)])
+    single_seed = C.convergence(two, "A", "fid1k_test")  # one seed, two points: no residual left for an SE
+    assert single_seed.delta == pytest.approx(-1.0) and math.isnan(single_seed.se) and not single_seed.moving
+    line = _df([("A", 0, st, "fid1k_test", v) for st, v in ((10, 3.0), (20, 2.0), (30, 1.0))])
+    exact = C.convergence(line, "A", "fid1k_test")  # three points on a line: SE 0, any slope moves
+    assert exact.delta == pytest.approx(-2.0) and exact.se == pytest.approx(0.0, abs=1e-12) and exact.improving
     inf = C.convergence(_df([("A", 0, 10, "rkl2500", math.inf), ("A", 0, 20, "rkl2500", math.inf)]), "A", "rkl2500")
     assert math.isnan(inf.delta) and not inf.moving
+
+
+def test_convergence_reads_only_the_last_k_points():
+    """A curve that fell early and is flat (with noise) over its last three points is settled; with k = 4 the
+    early fall enters the window and it moves."""
+    noise = {0: (0.3, -0.2, 0.1), 1: (-0.1, 0.2, -0.3), 2: (0.2, -0.3, 0.0)}
+    rows = [
+        ("A", s, st, "fid1k_test", v)
+        for s in (0, 1, 2)
+        for st, v in zip((10, 20, 30, 40), (90.0, *(40.0 + e for e in noise[s])))
+    ]
+    assert C.CONVERGENCE_POINTS == 3 and C.CONVERGENCE_Z == 2.0
+    assert not C.convergence(_df(rows), "A", "fid1k_test").moving
+    assert C.convergence(_df(rows), "A", "fid1k_test", k=4).improving
 
 
 def _seeds(arm_values, metric="fid1k_test", step=100):

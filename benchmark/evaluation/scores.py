@@ -45,12 +45,14 @@ __all__ = [
     "register_producers",
     "PARALLEL_LINES",
     "SPLITS",
+    "CLASSES",
 ]
 
 # The real splits a score may name: benchmark.data.SPLITS, written here so that this module needs no torch
 # (benchmark.data imports it); tests/test_scores.py checks that the two are the same.
 SPLITS = ("train", "test")
 COUNTS = ("samples", "window", "")
+CLASSES = "classes"  # a bound that is the dataset's class (or mode) count: 10 classes, 8 / 25 / 1000 modes
 
 METRICS_PACKAGE = "benchmark.evaluation.metrics"  # registers its metrics here when imported
 
@@ -82,10 +84,22 @@ class ScoreSpec:
     split: bool = False  # "_<split>" follows: real samples of that split enter the score
     label: str = ""  # for people: table headers, --help
     unit: str = ""
+    # the best value the score can take, where a count or share piles up (a claim whose arms all sit there is
+    # saturated): a number, or CLASSES (the dataset's class or mode count); None: no bound that is reached
+    bound: Optional[float | str] = None
 
     def __post_init__(self) -> None:
         if self.direction not in (-1, 0, 1) or self.count not in COUNTS or not self.base.isidentifier():
             raise ValueError(f"bad score declaration {self}")
+        b = self.bound
+        if b is not None and b != CLASSES and (isinstance(b, (bool, str)) or not isinstance(b, (int, float))):
+            raise ValueError(f"bad score declaration {self}: a bound is a number or {CLASSES!r}")
+
+    def best(self, num_classes: int) -> Optional[float]:
+        """The score's bound for a dataset of ``num_classes`` classes (or modes); None when it declares none."""
+        if self.bound is None:
+            return None
+        return float(num_classes) if self.bound == CLASSES else float(self.bound)
 
     def name(self, n: Optional[int] = None, split: Optional[str] = None) -> str:
         """The score's name under a protocol: ScoreSpec('fid', -1, split=True).name(10000, 'test') -> 'fid10k_test'."""

@@ -14,7 +14,8 @@ A claim is data, never code (nothing read from YAML or a results folder is execu
                                  #   lost during training: collapse); expect higher/lower
           of: value              # value (default) | spread: each seed's |score − its arm's median|, so the
                                  #   test compares the spread over seeds (Brown–Forsythe); expect higher/lower
-          test: welch            # welch (default) | bootstrap
+          test: welch            # welch | bootstrap | mannwhitney (default: mannwhitney for a bounded or
+                                 #   heavy-tailed score, DEFAULT_RANK_TEST's rule; welch otherwise)
         - claim: "|∇D| ≠ 1 at λ = 0"
           metric: grad_norm_mean_last
           arm: gp_lambda=0
@@ -24,14 +25,22 @@ A claim is data, never code (nothing read from YAML or a results folder is execu
 
 Decision (``decide``): per comparison (the arm against each arm of ``vs``) the difference of means over seeds
 (arm − other), its 95 % interval and a two-sided p from Welch's t-test (``scipy.stats.ttest_ind(equal_var=
-False)``) or from a seeded bootstrap of the difference of means. With several comparisons (``vs: others``)
+False)``) or from a seeded bootstrap of the difference of means; or, by the rank test (``mannwhitney``), the
+Hodges–Lehmann difference, its distribution-free interval and the Mann–Whitney U p. The rank test is the
+default for a score with a declared bound (counts and shares: classes covered, modes, hq, precision, recall,
+label agreement, unreadable share), whose seeds pile up at the bound, and for the heavy-tailed reverse KL
+(``HEAVY_TAILED``: ∞ when a seed has no high-quality sample), which it ranks where a mean is undefined; Welch's
+t-test otherwise, and always for ``of: spread`` (Brown–Forsythe). With several comparisons (``vs: others``)
 the claim is an intersection-union test: its p is the largest of the comparisons' p when every difference
 has the expected sign. The claims of one page are Holm-corrected together; at α = 0.05 a claim is
 
 * **supported**: Holm-adjusted p < α and the difference has the expected sign (for every comparison);
 * **contradicted**: Holm-adjusted p < α with a difference of the opposite sign;
 * **not resolved**: otherwise, and always with fewer than 3 seeds in an arm or a non-finite value (an
-  ∞ is reported as such, never averaged).
+  ∞ is reported as such, never averaged; the rank test ranks an ∞, never a NaN);
+* **ill-posed** (given the page's ``validity.Guards``): the score cannot tell real data from a known failure
+  that the learned gate does not rule out, or every seed of every arm sits at the score's bound (saturated);
+* **not decidable** (given the guards): an arm of the claim did not pass the learned gate.
 
 ``decide`` returns one ``Decision`` per claim, the same fields whatever path it took; a verdict that is no
 test's outcome (by construction) keeps ``p`` NaN and says why in ``reason``. Where along training the
@@ -53,11 +62,14 @@ from scipy import stats
 from benchmark.errors import UserError, did_you_mean
 from benchmark.evaluation.scores import declared, direction, metric_base, resolve
 from benchmark.study.formatting import nonfinite_text, p_value
-from benchmark.study.stats import seed_sd
+from benchmark.study.stats import hodges_lehmann
+from benchmark.study.validity import Guards
 
 ALPHA = 0.05
 MIN_SEEDS = 3
-TESTS = ("welch", "bootstrap")
+TESTS = ("welch", "bootstrap", "mannwhitney")
+HEAVY_TAILED = ("rkl",)  # score bases whose seeds may be ∞ or far apart: the rank test by default
+PERMUTATIONS = 10_000  # with ties, the rank test's p enumerates every split of the pooled seeds up to this many
 EXPECT = ("better", "worse", "higher", "lower")
 AT = ("final", "worst", "best", "drop")
 BOOTSTRAP_RESAMPLES = 10_000
@@ -67,7 +79,9 @@ OF = ("value", "spread")
 REFERENCE_KEYS = ("arm", "method", "data", "metric", "value", "spread", "statistic", "trials", "source", "caveat")
 STATISTICS = ("mean ± sd", "mean ± se", "mean")
 SUPPORTED, CONTRADICTED, UNRESOLVED, NOT_A_TEST = "supported", "contradicted", "not resolved", "not a test"
-VERDICTS = (SUPPORTED, CONTRADICTED, UNRESOLVED, NOT_A_TEST)
+ILL_POSED, NOT_DECIDABLE = "ill-posed", "not decidable"
+VERDICTS = (SUPPORTED, CONTRADICTED, UNRESOLVED, NOT_A_TEST, ILL_POSED, NOT_DECIDABLE)
+UNTESTED = (NOT_A_TEST, ILL_POSED, NOT_DECIDABLE)  # verdicts that are no test's outcome (p stays NaN)
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,16 @@ def _bases() -> Dict[str, int]:
 def metric_direction(metric: str) -> int:
     """The better direction of a score named exactly (fid5k_test) or by its base (fid)."""
     return direction(metric) or _bases().get(metric, 0)
+
+
+def default_test(metric: str, of: str = "value") -> str:
+    """The test of a claim that names none: the rank test for a bounded (declared ``bound``) or heavy-tailed
+    score, Welch's t-test otherwise and for a claim about the spread over seeds (Brown–Forsythe)."""
+    r = resolve(metric)
+    spec = r["spec"] if r else next((s for _, s in declared() if s.base == metric), None)
+    if of == "spread" or spec is None:
+        return "welch"
+    return "mannwhitney" if spec.bound is not None or spec.base in HEAVY_TAILED else "welch"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -145,7 +169,7 @@ def parse_claim(raw: Any, where: str, arms: Optional[Sequence[str]] = None) -> C
         raise UserError(f"{where}: 'expect' is {expect!r}; allowed: {', '.join(EXPECT)}")
     if expect in ("better", "worse") and metric_direction(metric) == 0:
         raise UserError(f"{where}: '{metric}' has no better direction; use expect: higher or lower")
-    test = raw.get("test", "welch")
+    test = raw.get("test") or default_test(metric, raw.get("of", "value"))
     if test not in TESTS:
         raise UserError(f"{where}: unknown test {test!r}{did_you_mean(str(test), TESTS)}; allowed: {', '.join(TESTS)}")
     at = raw.get("at", "final")
@@ -292,6 +316,22 @@ def bootstrap(
     return Comparison("", float(a.mean() - b.mean()), float(lo), float(hi), p)
 
 
+def mannwhitney(a: Sequence[float], b: Sequence[float]) -> Comparison:
+    """The rank test (``scipy.stats.mannwhitneyu``, two-sided): its exact p without ties when an arm has at most
+    8 seeds (scipy's 'auto'); with ties, a permutation test over every split of the pooled seeds
+    (``PermutationMethod``, exact up to PERMUTATIONS splits, else that many seeded resamples); the tie-corrected
+    normal approximation otherwise. The difference is the Hodges–Lehmann estimate (median of the pairwise
+    differences arm − other) and its distribution-free 95 % interval (``stats.hodges_lehmann``). An ∞ ranks."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    pooled = np.concatenate([a, b])
+    method: Any = "auto"
+    if len(np.unique(pooled)) < len(pooled):  # ties: the exact null distribution of U assumes none
+        method = stats.PermutationMethod(n_resamples=PERMUTATIONS, rng=BOOTSTRAP_SEED)
+    r = stats.mannwhitneyu(a, b, alternative="two-sided", method=method)
+    est, lo, hi = hodges_lehmann(a, b, ALPHA)
+    return Comparison("", est, lo, hi, float(r.pvalue))
+
+
 def holm(p: Sequence[float]) -> List[float]:
     """Holm–Bonferroni adjusted p-values (NaN stays NaN and does not count among the tests)."""
     p = list(p)
@@ -352,36 +392,54 @@ def per_seed(df: pd.DataFrame, arm: str, metric: str, at: str = "final", eval_at
 
 @dataclass(frozen=True)
 class Convergence:
-    """Does a score still move for an arm between its last two evaluation points by more than its seed spread?"""
+    """Does a score still move for an arm at the end of its budget? The slope over its last CONVERGENCE_POINTS
+    evaluation points, fitted within each seed (least squares with one intercept per seed, so the seeds' own
+    levels do not count as noise), against its standard error."""
 
-    delta: float  # the mean over seeds of (last − previous); NaN with one point or a non-finite value
-    spread: float  # the sample sd over seeds at the last point (0 with one seed)
-    moving: bool  # |delta| > spread
+    delta: float  # the fitted change over the window (slope x the window's mean span of steps); NaN: not measured
+    se: float  # its standard error (NaN: too few points to estimate it)
+    moving: bool  # |slope| > CONVERGENCE_Z x its standard error
     improving: bool  # moving in the score's better direction (for a score without one: moving)
     points: int  # evaluation points of the arm's longest seed
+    window: int = 0  # points per seed in the fitted window
 
 
-def convergence(df: pd.DataFrame, arm: str, metric: str) -> Convergence:
-    """``metric``'s change for ``arm`` between its last two evaluation points against its seed spread."""
+CONVERGENCE_POINTS = 3  # k: the last k evaluation points of each seed
+CONVERGENCE_Z = 2.0  # moving when the slope is more than this many standard errors from 0
+
+
+def convergence(df: pd.DataFrame, arm: str, metric: str, k: int = CONVERGENCE_POINTS) -> Convergence:
+    """``metric``'s slope for ``arm`` over the last ``k`` evaluation points of each seed against its standard
+    error: slope = Σ x y / Σ x² over every seed's (step, value) centred on that seed's own means, SE =
+    sqrt(RSS / (N − seeds − 1) / Σ x²). NaN (not measured) with one point or a non-finite value; SE NaN (too few
+    points) when N − seeds − 1 < 1 (one seed with two points)."""
     sub = df[(df["variant"] == arm) & (df["metric"] == metric)]
-    deltas, finals, points = [], [], 0
+    xs, ys, spans, points, window = [], [], [], 0, 0
     for _, s in sub.groupby("seed"):
         s = s.sort_values("step")
         points = max(points, len(s))
-        if len(s) >= 2:
-            last2 = s["value"].to_numpy(float)[-2:]
-            if not np.isfinite(last2).all():  # ∞ - ∞ is no change we can measure
-                return Convergence(math.nan, math.nan, False, False, len(s))
-            deltas.append(float(last2[1] - last2[0]))
-            finals.append(float(last2[1]))
-    if not deltas:
+        tail = s.tail(k)
+        if len(tail) < 2:
+            continue
+        x, y = tail["step"].to_numpy(float), tail["value"].to_numpy(float)
+        if not np.isfinite(y).all():  # ∞ - ∞ is no change we can measure
+            return Convergence(math.nan, math.nan, False, False, len(s))
+        xs.append(x - x.mean())
+        ys.append(y - y.mean())
+        spans.append(x[-1] - x[0])
+        window = max(window, len(tail))
+    if not xs:
         return Convergence(math.nan, math.nan, False, False, points)
-    delta = float(np.mean(deltas))
-    spread = seed_sd(finals) if len(finals) > 1 else 0.0
-    moving = abs(delta) > spread
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    sxx = float((x**2).sum())
+    slope = float((x * y).sum()) / sxx
+    dof = len(x) - len(xs) - 1
+    span = float(np.mean(spans))
+    se = math.sqrt(float(((y - slope * x) ** 2).sum()) / dof / sxx) if dof >= 1 else math.nan
+    moving = se == se and abs(slope) > CONVERGENCE_Z * se
     d = metric_direction(metric)
-    improving = moving and (d == 0 or d * delta > 0)
-    return Convergence(delta, spread, moving, improving, points)
+    improving = moving and (d == 0 or d * slope > 0)
+    return Convergence(slope * span, se * span, moving, improving, points, window)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,7 +451,7 @@ class Decision:
     """A claim decided over seeds: the same fields whatever path the decision took.
 
     ``verdict`` is one of VERDICTS and ``reason`` says why (empty for a clean supported or contradicted);
-    a verdict that is not a test's (by construction; later: ill-posed, not decidable) leaves ``p`` NaN.
+    a verdict that is not a test's (by construction, ill-posed, not decidable) leaves ``p`` NaN.
     """
 
     claim: Claim
@@ -414,18 +472,25 @@ class Decision:
 
 
 def decide(
-    claims: Sequence[Claim], df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float] = ()
+    claims: Sequence[Claim],
+    df: pd.DataFrame,
+    arms: Sequence[str],
+    eval_at: Sequence[float] = (),
+    guards: Optional[Guards] = None,
 ) -> List[Decision]:
     """Each claim's comparisons, p (raw and Holm-adjusted over the page's tested claims) and verdict.
 
-    ``df``: the long table (variant, seed, step, metric, value) of the study's records.
+    ``df``: the long table (variant, seed, step, metric, value) of the study's records; ``guards``: the page's
+    known-failure levels and arms (validity, the learned gate and saturation; None: not checked).
     """
     # its steps are named decide_* so that `make mutants` (pattern claims.x_decide*) mutates them with it
-    drafts = [decide_draft(c, df, arms, eval_at) for c in claims]
+    drafts = [decide_draft(c, df, arms, eval_at, guards) for c in claims]
     return [decide_verdict(d, pa) for d, pa in zip(drafts, holm([d.p for d in drafts]))]
 
 
-def decide_draft(c: Claim, df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float]) -> Decision:
+def decide_draft(
+    c: Claim, df: pd.DataFrame, arms: Sequence[str], eval_at: Sequence[float], guards: Optional[Guards] = None
+) -> Decision:
     """A claim's values, comparisons and p, before the page's Holm correction gives it a verdict."""
     metric = resolve_metric(df, c.metric)
     others = c.others(arms)
@@ -440,9 +505,26 @@ def decide_draft(c: Claim, df: pd.DataFrame, arms: Sequence[str], eval_at: Seque
         return replace(d, verdict=NOT_A_TEST, reason=f"holds by construction ({c.by_construction}); not a test")
     if metric is None:
         return replace(d, reason=f"'{c.metric}' is not among the recorded scores")
+    if guards is not None and not any(v.empty for v in values.values()):  # without scores: why, not the guards
+        guarded = decide_guarded(d, df, [c.arm, *others], guards)
+        if guarded is not None:
+            return guarded
     d = decide_by_test(d, others)
     improving = tuple(a for a in [c.arm, *others] if a in values and convergence(df, a, metric).improving)
     return replace(d, still_improving=improving)
+
+
+def decide_guarded(d: Decision, df: pd.DataFrame, arms: Sequence[str], guards: Guards) -> Optional[Decision]:
+    """The claim ill-posed (its score does not separate a failure the gate does not rule out, or it is saturated)
+    or not decidable (an arm did not learn); None when it is neither."""
+    c = d.claim
+    why = guards.ill_posed(d.metric, arms)
+    if not why and c.of == "value" and c.at != "drop":
+        why = guards.saturated(d.metric, {a: v for a, v in d.values.items() if a in arms})
+    if why:
+        return replace(d, verdict=ILL_POSED, reason=why)
+    late = guards.not_learned(df, arms, d.metric)
+    return replace(d, verdict=NOT_DECIDABLE, reason=late) if late else None
 
 
 def decide_by_test(d: Decision, others: Sequence[str]) -> Decision:
@@ -450,14 +532,16 @@ def decide_by_test(d: Decision, others: Sequence[str]) -> Decision:
     c, vals = d.claim, d.values
     missing = [a for a, v in vals.items() if v.empty]
     few = [f"{a}: {len(v)}" for a, v in vals.items() if 0 < len(v) < MIN_SEEDS]
-    bad = [f"{a}: {nonfinite_text(v)}" for a, v in vals.items() if len(v) and not _finite(v)]
+    ranks = c.test == "mannwhitney"  # a rank test ranks an ∞ (never a NaN)
+    bad = [f"{a}: {nonfinite_text(v)}" for a, v in vals.items() if len(v) and not _finite(v, ranks)]
     if missing:
         return replace(d, reason="no scores for " + ", ".join(missing))
     if few:
         return replace(d, reason=f"fewer than {MIN_SEEDS} seeds ({'; '.join(few)})")
     if bad:
-        return replace(d, reason="non-finite values, a mean is undefined (" + "; ".join(bad) + ")")
-    test = welch if c.test == "welch" else bootstrap
+        what = "NaN values cannot be ranked" if ranks else "non-finite values, a mean is undefined"
+        return replace(d, reason=f"{what} (" + "; ".join(bad) + ")")
+    test = {"welch": welch, "bootstrap": bootstrap, "mannwhitney": mannwhitney}[c.test]
     comps = []
     for o in others:
         r = test(vals[c.arm].to_numpy(), vals[o].to_numpy())
@@ -472,7 +556,7 @@ def decide_by_test(d: Decision, others: Sequence[str]) -> Decision:
 
 def decide_verdict(d: Decision, p_holm: float) -> Decision:
     """The verdict at the page's Holm-adjusted p, and the reason it carries."""
-    if d.verdict == NOT_A_TEST:
+    if d.verdict in UNTESTED:
         return replace(d, p_holm=p_holm)
     reason = d.reason
     if p_holm == p_holm and p_holm < ALPHA:
@@ -487,5 +571,7 @@ def decide_verdict(d: Decision, p_holm: float) -> Decision:
     return replace(d, verdict=verdict, reason=reason, p_holm=p_holm)
 
 
-def _finite(v: pd.Series) -> bool:
-    return bool(np.isfinite(v.to_numpy(float)).all())
+def _finite(v: pd.Series, ranks: bool = False) -> bool:
+    """Every value finite (``ranks``: every value a number, ∞ included)."""
+    a = v.to_numpy(float)
+    return bool((~np.isnan(a)).all() if ranks else np.isfinite(a).all())

@@ -2,7 +2,8 @@
 
     budget.csv             per trial: steps, batch, N, epochs (generator and critic batches), wall time
     table.md/.csv/.tex     each score as mean ± sd (ddof = 1) over seeds at the final step, best per column
-                           in bold (by the score's direction), real-data rows under the same protocol
+                           in bold (by the score's direction), real-data and known-failure rows under the
+                           same protocol; † an arm that did not learn, ‡ a score blind to a known failure
     per_seed.csv           every (arm, seed, step, score, value): the evidence behind every cell
     by_step.md/.csv        chosen scores at each evaluation point, labelled with steps and epochs
     claims.md/.csv         (when the spec has claims) each claim decided by its stated test over seeds
@@ -27,15 +28,19 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import pandas as pd
 
+from benchmark.data import dataset_info
 from benchmark.errors import UserError
 from benchmark.evaluation.metrics import family
 from benchmark.study import claims as claims_mod
-from benchmark.study import figures, panels
+from benchmark.study import figures, panels, registration, validity_page
 from benchmark.study.claims import Claim, check_claims, decide
 from benchmark.study.page import Page
 from benchmark.study.records import StudyRecords
-from benchmark.study.reference import Rows, real_rows, scatter_panels
+from benchmark.study.reference import Rows, levels, rows, scatter_panels
+from benchmark.study.registration import Amendments
 from benchmark.study.render import (
+    NOT_LEARNED,
+    NOT_VALID,
     budget_markdown,
     by_step_frame,
     claims_markdown,
@@ -43,6 +48,7 @@ from benchmark.study.render import (
     md_table,
     per_seed_details,
     references_markdown,
+    registration_cell,
     resolution_markdown,
     summary_csv,
     summary_latex,
@@ -64,6 +70,7 @@ from benchmark.study.tables import (
     steps_by_arm,
     summary_table,
 )
+from benchmark.study.validity import Gate, Guards, Level, Separation
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,9 +87,13 @@ class Context:
     budget: pd.DataFrame
     datasets: List[str]
     table: pd.DataFrame  # the summary table (arm x score)
-    real: Rows
+    real: Rows  # the real-data and known-failure rows of the results table
     real_notes: List[str]
     tsne: bool  # show the t-SNE panels
+    guards: Guards  # the levels and the arms' datasets: validity, the learned gate, saturation
+    seps: List[Separation]  # each reported score's validity per dataset
+    gates: Dict[str, List[Gate]]  # each arm's learned gate
+    amendments: Amendments  # the claims against their registration
 
     @property
     def steps_of(self) -> Dict[str, List[int]]:
@@ -105,9 +116,45 @@ def context(recs: StudyRecords, tsne: Optional[bool] = None) -> Context:
     else:
         datasets, data_root = list(dict.fromkeys(r.get("dataset") for r in recs.used() if r.get("dataset"))), None
     table = summary_table(df, order, rep.get("columns"))
-    real, real_notes = real_rows(spec, datasets, recs.root, data_root)
+    lv, real_notes = levels(spec, datasets, recs.root, data_root)
+    guards = make_guards(recs, b, lv, datasets)
     show_tsne = tsne if tsne is not None else rep.get("tsne", True)
-    return Context(recs, spec, rep, df, order, colours, parsed, b, datasets, table, real, real_notes, bool(show_tsne))
+    return Context(
+        recs,
+        spec,
+        rep,
+        df,
+        order,
+        colours,
+        parsed,
+        b,
+        datasets,
+        table,
+        rows(lv, spec.split),
+        real_notes,
+        bool(show_tsne),
+        guards,
+        validity_page.separations(guards, metrics_of(table)),
+        validity_page.gates_of(guards, df, order),
+        registration.compare(recs.registration, spec, parsed),
+    )
+
+
+def make_guards(recs: StudyRecords, b: pd.DataFrame, lv: List[Level], datasets: List[str]) -> Guards:
+    """The page's levels, and each arm's dataset (its config's, else its records'), family and class count."""
+    arm_ds = {a: str(b[b["arm"] == a]["dataset"].iloc[0]) for a in recs.order if not b.empty and (b["arm"] == a).any()}
+    for t in recs.trials:
+        for r in t.used:
+            if r.get("dataset"):
+                arm_ds.setdefault(t.variant, r["dataset"])
+    known = [d for d in dict.fromkeys([*datasets, *arm_ds.values()]) if d]
+    fams, classes = {}, {}
+    for d in known:
+        try:
+            fams[d], classes[d] = family(d), dataset_info(d)[1]
+        except UserError:  # a dataset no longer registered: no gate there
+            continue
+    return Guards(tuple(lv), arm_ds, fams, classes)
 
 
 def page(recs: StudyRecords, tsne: Optional[bool] = None) -> Page:
@@ -156,8 +203,9 @@ def caption(ctx: Context) -> str:
         f"{spec.title or spec.name}: mean ± sample sd (ddof = 1) over n seeds at each trial's final "
         f"step; best arm per column in bold (↓ lower is better, ↑ higher); a column with ∞ in any seed is "
         f"not averaged. Italic rows: real training images scored against the real {spec.split} "
-        f"split under the same protocol (the floor/ceiling of each score). Preset {spec.preset or 'default'}; "
-        f"evaluator: {ev_text}."
+        f"split under the same protocol (the floor/ceiling of each score), then the known failures under it; "
+        f"{NOT_LEARNED}: the arm did not pass the learned gate; {NOT_VALID}: the score does not separate a "
+        f"known failure from real data. Preset {spec.preset or 'default'}; evaluator: {ev_text}."
     )
 
 
@@ -165,15 +213,19 @@ def results(ctx: Context, page: Page) -> None:
     t, real, text = ctx.table, ctx.real, caption(ctx)
     for n in ctx.real_notes:
         page.note(n)
-    page.file("table.md", summary_markdown(t, real=real) + "\n\n" + text + "\n")
-    page.file("table.csv", summary_csv(t, real))
-    page.file("table.tex", summary_latex(t, text, real))
+    learned = validity_page.learned(ctx.gates)
+    arms = {a: NOT_LEARNED for a, ok in learned.items() if not ok}
+    scores = validity_page.score_marks(ctx.seps)
+    md = summary_markdown(t, real=real, arm_marks=arms, score_marks=scores)
+    page.file("table.md", md + "\n\n" + text + "\n")
+    page.file("table.csv", summary_csv(t, real, learned if ctx.gates else None))
+    page.file("table.tex", summary_latex(t, text, real, arm_marks=arms, score_marks=scores))
     per_seed = ctx.df.drop(columns=["key"]).sort_values(["variant", "seed", "step", "metric"], kind="stable")
     page.file("per_seed.csv", per_seed.to_csv(index=False))
     page.add(
         "## Results",
         "",
-        summary_markdown(t, real=real),
+        md,
         "",
         f"_{text}_",
         "",
@@ -197,6 +249,14 @@ def per_seed(ctx: Context, page: Page) -> None:
     page.add(*per_seed_details(final_per_seed(ctx.df, metrics_of(ctx.table)), ctx.order))
 
 
+def known_failures(ctx: Context, page: Page) -> None:
+    validity_page.failures_section(page, ctx.guards, ctx.seps)
+
+
+def learned_gate(ctx: Context, page: Page) -> None:
+    validity_page.gate_section(page, ctx.gates)
+
+
 def over_training(ctx: Context, page: Page) -> None:
     by_step = ctx.rep.get("by_step")
     if not by_step:
@@ -216,12 +276,17 @@ def convergence(ctx: Context, page: Page) -> None:
     heads = select_metrics(ordered_metrics(ctx.df), ctx.rep.get("figure_metrics") or ctx.rep.get("columns"))
     if not heads or not any(len(s) >= 2 for s in ctx.steps_of.values()):
         return
+    c = claims_mod
     page.add(
         "## Convergence",
         "",
-        "Per arm and score: the mean over seeds of the change between the last two evaluation points (Δ) "
-        "against the seed spread at the last point (sd). |Δ| > sd in the better direction: still improving "
-        "at the end of the budget; claims on such an arm say so.",
+        f"Per arm and score: the slope over the last k = {c.CONVERGENCE_POINTS} evaluation points of each seed "
+        "(fewer where there are fewer), fitted by least squares with one intercept per seed (each seed's own "
+        "level is not noise), against its standard error (residuals of that fit). Shown as the fitted change Δ "
+        "over that window ± its SE. |slope| > "
+        f"{c.CONVERGENCE_Z:g} SE: still moving (**still improving** in the score's better direction, "
+        "**still moving (worse)** in the other), else settled; too few points: one seed with two points (no "
+        "SE). Claims on an arm still improving say so.",
         "",
         md_table(convergence_frame(convergence_table(ctx.df, ctx.order, heads))),
         "",
@@ -231,37 +296,55 @@ def convergence(ctx: Context, page: Page) -> None:
 def claims(ctx: Context, page: Page) -> None:
     if not ctx.claims:
         return
-    eval_at = ctx.spec.eval_at
-    decided = decide(ctx.claims, ctx.df, ctx.order, eval_at)
-    along = along_training(ctx.claims, ctx.df, ctx.order, eval_at)
+    eval_at, guards = ctx.spec.eval_at, ctx.guards
+    decided = decide(ctx.claims, ctx.df, ctx.order, eval_at, guards)
+    along = along_training(ctx.claims, ctx.df, ctx.order, eval_at, guards)
     resolutions = resolve(decided, along, sorted(float(f) for f in eval_at))
     planned = planned_tests(decided)  # m claims that are tests: Holm's strictest level α / m
-    md, resolve_md = claims_markdown(decided), resolution_markdown(resolutions)
+    am = ctx.amendments
+    reg = [registration_cell(st, am) for st in am.claims]
+    md, resolve_md = claims_markdown(decided, reg), resolution_markdown(resolutions)
     page.file("claims.md", md + "\n\n" + resolve_md + "\n")
-    page.file("claims.csv", claims_frame(decided, resolutions).to_csv(index=False))
+    frame = claims_frame(decided, resolutions)
+    frame["registered"] = frame["claim"].map(dict(zip((c.text for c in ctx.claims), reg)))
+    page.file("claims.csv", frame.to_csv(index=False))
     tested = sum(d.tested for d in decided)
     c = claims_mod
     page.add(
         "## Claims against measurements",
         "",
-        f"Each claim is decided over seeds by its stated test (Welch's t-test, or a bootstrap of the "
-        f"difference of means with {c.BOOTSTRAP_RESAMPLES:,} resamples, seed "
-        f"{c.BOOTSTRAP_SEED}); α = {c.ALPHA}, Holm-corrected over the {tested} tested "
-        f"claim(s) of this page. Intervals are 95 % (unadjusted). Fewer than {c.MIN_SEEDS} seeds in "
-        "an arm, or an ∞ among its values: not resolved. A claim against several arms holds only if it holds "
-        "against each (its p is the largest). Claims that hold by construction are shown, not tested.",
+        *validity_page.registration_lines(am),
+        f"Each claim is decided over seeds by its stated test: Welch's t-test; a bootstrap of the difference "
+        f"of means ({c.BOOTSTRAP_RESAMPLES:,} resamples, seed {c.BOOTSTRAP_SEED}); or the rank test, "
+        "Mann–Whitney U (`mannwhitney`: exact p without ties when an arm has at most 8 seeds, with ties a "
+        f"permutation test over every split of the pooled seeds (up to {c.PERMUTATIONS:,}, else as many "
+        "seeded resamples), else the tie-corrected normal approximation; its difference is the Hodges–Lehmann "
+        "median of pairwise differences with its distribution-free interval, unbounded with 3 seeds per arm, "
+        "where the smallest two-sided p is 0.1). A claim that names no test gets the rank test when its score "
+        "is bounded (a declared bound: counts and shares such as classes covered, modes, hq, precision, "
+        "recall, label agreement, unreadable share) or heavy-tailed (reverse KL, ∞ for a seed without a "
+        f"high-quality sample), Welch's t-test otherwise and for a spread. α = {c.ALPHA}, Holm-corrected over "
+        f"the {tested} tested claim(s) of this page. Intervals are 95 % (unadjusted). Fewer than "
+        f"{c.MIN_SEEDS} seeds in an arm, or a non-finite value (a rank test ranks an ∞): not resolved. A claim "
+        "against several arms holds only if it holds against each (its p is the largest). Claims that hold by "
+        "construction are shown, not tested. **Ill-posed** (no test): the score does not separate a known "
+        "failure that the learned gate does not rule out, or every seed of every arm sits at the score's "
+        "bound (saturated). **Not decidable** (no test): an arm of the claim did not pass the learned gate.",
         "",
         md,
         "",
         "### Where the question resolves",
         "",
-        "Each claim decided again as if the budget had ended at each evaluation point (the same test and "
-        "Holm correction over the page): S supported, C contradicted, · not resolved, – not a test. "
-        '"Resolves from" is the first point from which the final verdict holds to the end. For a claim '
-        f"not resolved, the seeds per arm a two-sample t-test would need for {POWER:.0%} power at "
+        "Each claim decided again as if the budget had ended at each evaluation point (the same test, "
+        "learned gate and Holm correction over the page): S supported, C contradicted, · not resolved, "
+        '– not a test, I ill-posed, N not decidable. "Resolves from" is the first point from which the final '
+        "verdict holds to the end. For a claim not resolved whose observed difference has the claimed sign, "
+        f"the seeds per arm a two-sample t-test would need for {POWER:.0%} power at "
         f"α / m = {c.ALPHA} / {planned} (the strictest level of Holm's procedure over this page's "
-        f"{planned} claims that are tests) if the observed difference and pooled sd were the truth: a "
-        "planning figure, not a verdict; a longer budget may change the difference itself.",
+        f"{planned} claims that are tests) if the observed difference and pooled sd were the truth (for the "
+        "rank test: that over its efficiency 3/π, and at least the seeds at which its exact p can reach α / m): "
+        "a planning figure, not a verdict; a longer budget may change the difference itself. With the "
+        "opposite sign there is no such figure.",
         "",
         resolve_md,
         "",
@@ -297,15 +380,23 @@ def figure_list(ctx: Context, page: Page) -> None:
     recs = ctx.recs
     fig_metrics = rep.get("figure_metrics") or metrics_of(ctx.table)[:6]
     seed0, _ = recs.first_seed()
+    look = figures.Look(
+        colours,
+        dict(ctx.guards.arm_datasets),
+        frozenset(a for a, ok in validity_page.learned(ctx.gates).items() if not ok),
+        ctx.guards.levels,
+    )
     figs = []
     if rep.get("x"):
-        fig = figures.metric_vs_value(df, rep["x"], fig_metrics, rep.get("xscale", "linear"), colours)
+        fig = figures.metric_vs_value(df, rep["x"], fig_metrics, rep.get("xscale", "linear"), colours, look)
         figs.append(("Scores against " + rep["x"], _shown(page, f"metric_vs_{rep['x']}.png", fig)))
-    fig = figures.metrics_vs_step(df, order, fig_metrics, colours)
+    fig = figures.metrics_vs_step(df, order, fig_metrics, colours, look=look)
     figs.append(("Scores over training (each seed a dot, the mean a line)", _shown(page, "metrics_vs_step.png", fig)))
     if not b.empty and b["n_critic"].nunique() > 1:
         nc = {v: float(b[b["arm"] == v]["n_critic"].iloc[0]) for v in order if (b["arm"] == v).any()}
-        fig = figures.metrics_vs_step(df, order, fig_metrics, colours, nc, "critic updates (generator step × n_critic)")
+        fig = figures.metrics_vs_step(
+            df, order, fig_metrics, colours, nc, "critic updates (generator step × n_critic)", look=look
+        )
         title = "Scores against critic updates (matched critic compute)"
         figs.append((title, _shown(page, "metrics_vs_critic_updates.png", fig)))
     figs.append(("Samples (fixed noise, final step)", _shown(page, "samples.png", panels.samples(recs, order))))
@@ -329,7 +420,14 @@ def figure_list(ctx: Context, page: Page) -> None:
     figs.append((f"Training dynamics (seed {seed0} of each arm)", _shown(page, "dynamics.png", fig)))
     if any(d in ("ring8", "grid25") for d in ctx.datasets):
         page.note(points_note(scatter is not None, left_out))
-    page.add("## Figures", "", "One colour per arm in every panel (fixed from the arm order).", "")
+    page.add(
+        "## Figures",
+        "",
+        "One colour per arm in every panel (fixed from the arm order); each dataset in panels of its own; in "
+        "the score figures, real data (dashed) and the known failures (dotted, labelled) as reference lines, "
+        f"and arms that did not learn dashed ({NOT_LEARNED} in the legend).",
+        "",
+    )
     for title, name in figs:
         if name:
             page.add(f"### {title}", "", f"![{title}]({name})", "")
@@ -360,6 +458,8 @@ SECTIONS: List[Callable[[Context, Page], None]] = [
     results,
     without_scores,
     per_seed,
+    known_failures,
+    learned_gate,
     over_training,
     convergence,
     claims,

@@ -1,7 +1,8 @@
 """A study's records, read once: ``read_index`` and ``load`` return typed, frozen records the report stage works from.
 
 ``load`` reads each trial's files once (``run/metrics.jsonl``, ``log.jsonl``, ``config.yaml`` (else
-``trial.json``), ``run.json``, ``failed.json``, the kind's table) and builds the long scores frame::
+``trial.json``), ``run.json``, ``failed.json``, the kind's table) and the study's registration, and builds the
+long scores frame::
 
     variant, seed, step, key, metric, value, axis:<each value of the variant>
 
@@ -88,6 +89,7 @@ class StudyRecords:
     trials: Tuple[TrialRecords, ...]
     scores: pd.DataFrame  # the long frame (module docstring); empty for a kind without score records
     root: Path  # the results store (reference.py caches the real-data rows under it)
+    registration: Optional[Mapping[str, Any]] = None  # the claims, seeds and budget registered before the trials
 
     @property
     def spec(self) -> StudySpec:
@@ -121,7 +123,8 @@ def read_index(study: str, preset: Optional[str], root: Path) -> StudyIndex:
 def load(index: StudyIndex, root: Path, table_file: Optional[str] = None) -> StudyRecords:
     """Each trial's files, read once; ``table_file``: the kind's per-trial table, if it writes one."""
     trials = tuple(_trial(root, t, index.spec, table_file) for t in index.trials)
-    return StudyRecords(index, trials, scores_frame(trials), root)
+    registration = store.read_registration(root, index.study, index.preset)
+    return StudyRecords(index, trials, scores_frame(trials), root, registration)
 
 
 def _trial(root: Path, t: TrialEntry, spec: StudySpec, table_file: Optional[str]) -> TrialRecords:

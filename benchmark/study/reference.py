@@ -1,10 +1,13 @@
 """The report stage's one computation, and the one module of it that touches data or weights.
 
-* **Reference rows** (``real_rows``): real training images scored against the study's real split under the
-  study's protocol (its metrics and sample count): the FID floor, the IS ceiling, precision, recall, coverage
-  and diversity of real data. Computed once, from real images only (never from a generator), and cached under
-  ``<results>/reference/`` keyed by dataset, split, N, metrics and the evaluator's sha256. Rows scored the same
-  way from known failures (noise, one image repeated) belong here too.
+* **Levels** (``levels``): real training images scored against the study's real split under the study's
+  protocol (its metrics and sample count): the FID floor, the IS ceiling, precision, recall, coverage and
+  diversity of real data; and, under the same protocol, every known failure of the dataset
+  (``benchmark/evaluation/failures.py``: uniform noise, blank images, one real image repeated, one class only,
+  half the classes; 2D: uniform over the data's box, uniform on the ring, the mode centres at 10× the std;
+  stacked-mnist: blank and uniform channels, one digit triple repeated), each generated with the failure seed.
+  Computed once, never from a study's generator, and cached under ``<results>/reference/`` keyed by dataset,
+  split, N, metrics and the evaluator's sha256 (and the failure's name, version and seed).
 * **Regenerated samples** (``scatter_panels``): the toy2d scatter draws the very samples a record scored: the
   stored generator of that step, sampled again with the record's generation seed and count
   (``rundir.generate`` is seeded), cut to the scoring protocol's first N.
@@ -15,46 +18,45 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from torch import Tensor
+
 from benchmark import io, rundir
 from benchmark.data import load_dataset
 from benchmark.errors import UserError
-from benchmark.evaluation.metrics import (
-    METRICS,
-    default_metrics,
-    evaluate_samples,
-    evaluator_info,
-    family,
-    samples_needed,
-)
+from benchmark.evaluation import failures
+from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, samples_needed
 from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES as MIXTURE_PROTOCOL_SAMPLES
 from benchmark.study import store
 from benchmark.study.records import Record, StudyRecords
 from benchmark.study.schema import StudySpec
+from benchmark.study.validity import Level
 
 REAL_PREFIX = "real data"
+FAILURE_PREFIX = "known failure"
 Rows = Dict[str, Dict[str, float]]  # row name -> {score: value}
 
 
 def real_metrics(spec: StudySpec, dataset: str) -> List[str]:
     """The study's metrics that score a set of samples of ``dataset`` alone (no run, no labels, no figure)."""
-    names = list(spec.metrics or default_metrics(dataset))
-    fam = family(dataset)
-    return [
-        m
-        for m in names
-        if fam in METRICS.get(m).families
-        and not METRICS.get(m).needs_run
-        and not METRICS.get(m).needs_labels
-        and m != "tsne"
-    ]
+    return failures.scored_metrics(dataset, spec.metrics)
 
 
-def real_rows(
+def _scored(p: Path, make: Any, ds: str, metrics: List[str], spec: StudySpec, data_root: Optional[str]) -> Dict:
+    """The cached record at ``p``, else ``make()``'s samples scored under the study's protocol (and cached)."""
+    if p.exists():
+        return io.read_json(p)
+    x: Tensor = make()
+    rec = evaluate_samples(x.cpu(), None, ds, metrics, spec.split, data_root, num_samples=int(spec.num_samples))
+    io.write_json(p, rec)
+    return rec
+
+
+def levels(
     spec: StudySpec, datasets: Sequence[str], root: Path, data_root: Optional[str] = None
-) -> Tuple[Rows, List[str]]:
-    """Real train images of each dataset scored against the study's real split under its protocol, cached
-    (module docstring). Returns ({row name: scores}, notes: why a row is missing)."""
-    rows: Rows = {}
+) -> Tuple[List[Level], List[str]]:
+    """The real-data and known-failure levels of each dataset under the study's protocol, cached (module
+    docstring). Returns (levels, notes: why a row is missing)."""
+    out: List[Level] = []
     notes: List[str] = []
     split, n = spec.split, int(spec.num_samples)
     for ds in datasets:
@@ -64,17 +66,49 @@ def real_rows(
                 continue
             ev = evaluator_info(ds, "classifier", metrics)
             sha = str(ev.get("sha256") or ev.get("name") or "none")[:16]
-            p = store.reference_path(root, f"{ds}_train-vs-{split}_n{n}_{'-'.join(sorted(metrics))}_{sha}.json")
-            if p.exists():
-                rec = io.read_json(p)
-            else:
-                x, _ = load_dataset(ds, root=data_root, split="train").reference(samples_needed(ds, metrics, n))
-                rec = evaluate_samples(x.cpu(), None, ds, metrics, split, data_root, num_samples=n)
-                io.write_json(p, rec)
-            rows[f"{REAL_PREFIX}: {ds} train vs {split}"] = {k: float(v) for k, v in rec["metrics"].items()}
+            tag = f"{split}_n{n}_{'-'.join(sorted(metrics))}_{sha}.json"
+            need = samples_needed(ds, metrics, n)
+
+            def real(ds: str = ds, need: int = need) -> Tensor:
+                return failures.train_set(ds, data_root).reference(need)[0]
+
+            rec = _scored(store.reference_path(root, f"{ds}_train-vs-{tag}"), real, ds, metrics, spec, data_root)
+            out.append(Level(ds, failures.REAL, REAL_PREFIX, False, _floats(rec)))
         except (UserError, OSError) as e:  # e.g. the dataset is not under the data root: the page says so
             notes.append(f"real-data row for {ds} not computed: {e}")
-    return rows, notes
+            continue
+        for f in failures.for_dataset(ds):
+            name = f"{ds}_failure-{f.name}-v{f.version}-s{failures.SEED}-vs-{tag}"
+            try:
+                rec = _scored(
+                    store.reference_path(root, name),
+                    lambda f=f, ds=ds, need=need: f.samples(ds, need, failures.SEED, data_root),
+                    ds,
+                    metrics,
+                    spec,
+                    data_root,
+                )
+            except (UserError, OSError) as e:
+                notes.append(f"known-failure row '{f.label}' for {ds} not computed: {e}")
+                continue
+            out.append(Level(ds, f.name, f.label, f.gate, _floats(rec)))
+    return out, notes
+
+
+def _floats(rec: Record) -> Dict[str, float]:
+    return {k: float(v) for k, v in rec["metrics"].items()}
+
+
+def rows(levels: Sequence[Level], split: str) -> Rows:
+    """The levels as the results table's italic rows: 'real data: ring8 train vs test', 'known failure: uniform
+    noise (ring8)'."""
+    out: Rows = {}
+    for lv in sorted(levels, key=lambda lv: lv.name != failures.REAL):  # every real row first
+        if lv.name == failures.REAL:
+            out[f"{REAL_PREFIX}: {lv.dataset} train vs {split}"] = dict(lv.scores)
+        else:
+            out[f"{FAILURE_PREFIX}: {lv.label} ({lv.dataset})"] = dict(lv.scores)
+    return out
 
 
 def scored_mixture_points(run: Path, rec: Record) -> Tuple[Any, Any, int]:
@@ -110,4 +144,4 @@ def scatter_panels(
     return panels, left_out
 
 
-__all__ = ["REAL_PREFIX", "real_metrics", "real_rows", "scatter_panels", "scored_mixture_points"]
+__all__ = ["FAILURE_PREFIX", "REAL_PREFIX", "levels", "real_metrics", "rows", "scatter_panels", "scored_mixture_points"]

@@ -2,8 +2,9 @@
 through ``formatting.py``.
 
 A score column's header carries its direction (↓ lower is better, ↑ higher); the best arm per column is bold;
-real-data rows are italic under the arms; a cell over seeds with a non-finite value says so ("∞ (2 of 3
-seeds)") instead of a mean.
+real-data and known-failure rows are italic under the arms; a cell over seeds with a non-finite value says so
+("∞ (2 of 3 seeds)") instead of a mean. An arm that did not pass the learned gate is marked † (``NOT_LEARNED``),
+a score that does not separate a known failure from real data ‡ (``NOT_VALID``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,29 @@ import numpy as np
 import pandas as pd
 
 from benchmark.evaluation.scores import direction
-from benchmark.study.claims import CONTRADICTED, NOT_A_TEST, SUPPORTED, UNRESOLVED, Convergence, Decision
+from benchmark.study.claims import (
+    CONTRADICTED,
+    ILL_POSED,
+    NOT_A_TEST,
+    NOT_DECIDABLE,
+    SUPPORTED,
+    UNRESOLVED,
+    UNTESTED,
+    Convergence,
+    Decision,
+)
 from benchmark.study.formatting import MISSING, mean_sd, nonfinite, nonfinite_text, num, p_value
-from benchmark.study.resolution import Resolution
+from benchmark.study.registration import AS_REGISTERED, UNREGISTERED, Amendments, ClaimStatus
+from benchmark.study.resolution import OPPOSITE, Resolution
 from benchmark.study.stats import seed_sd
 from benchmark.study.tables import best_rows, metrics_of
 
 ARROWS = {-1: " ↓", 1: " ↑", 0: ""}
 TEX_ARROWS = {-1: r" $\downarrow$", 1: r" $\uparrow$", 0: ""}
-Real = Optional[Mapping[str, Mapping[str, float]]]  # extra rows: name -> {score: value} (the real-data rows)
+Real = Optional[Mapping[str, Mapping[str, float]]]  # extra rows: name -> {score: value} (real data, failures)
+Marks = Optional[Mapping[str, str]]  # arm or score -> a mark after its name
+NOT_LEARNED, NOT_VALID = "†", "‡"
+TEX_MARKS = {NOT_LEARNED: r"$^\dagger$", NOT_VALID: r"$^\ddagger$"}
 
 
 def md_table(frame: pd.DataFrame) -> str:
@@ -55,18 +70,32 @@ def cell(t: pd.DataFrame, v: str, m: str) -> str:
     return stat_cell(*(t.loc[v, (m, s)] for s in ("n", "mean", "std", "nonfinite", "inf")))
 
 
-def summary_markdown(t: pd.DataFrame, label: str = "arm", real: Real = None) -> str:
-    """Arms x scores (mean ± sd, n = seeds), best in bold; ``real``: extra rows name -> {score: value}."""
+def _mark(marks: Marks, key: str, tex: bool = False) -> str:
+    m = (marks or {}).get(key, "")
+    return (" " + (TEX_MARKS.get(m, m) if tex else m)) if m else ""
+
+
+def summary_markdown(
+    t: pd.DataFrame, label: str = "arm", real: Real = None, arm_marks: Marks = None, score_marks: Marks = None
+) -> str:
+    """Arms x scores (mean ± sd, n = seeds), best in bold; ``real``: extra rows name -> {score: value};
+    ``arm_marks``/``score_marks``: a mark after an arm's or a score's name (†, ‡)."""
     metrics = metrics_of(t)
     best = best_rows(t)
     lines = [
-        "| " + label + " | n | " + " | ".join(f"{m}{ARROWS[direction(m)]}" for m in metrics) + " |",
+        "| "
+        + label
+        + " | n | "
+        + " | ".join(f"{m}{ARROWS[direction(m)]}{_mark(score_marks, m)}" for m in metrics)
+        + " |",
         "| --- | ---: |" + " ---: |" * len(metrics),
     ]
     for v in t.index:
         ns = {int(t.loc[v, (m, "n")]) for m in metrics if t.loc[v, (m, "n")] == t.loc[v, (m, "n")]}
         cells = [f"**{cell(t, v, m)}**" if best[m] == v else cell(t, v, m) for m in metrics]
-        lines.append(f"| {v} | {'/'.join(map(str, sorted(ns))) or '–'} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {v}{_mark(arm_marks, v)} | {'/'.join(map(str, sorted(ns))) or '–'} | " + " | ".join(cells) + " |"
+        )
     for name, vals in (real or {}).items():
         lines.append(
             f"| _{name}_ | 1 | " + " | ".join(f"_{num(vals[m])}_" if m in vals else "–" for m in metrics) + " |"
@@ -88,16 +117,19 @@ def tex_escape(s: Any) -> str:
     )
 
 
-def summary_latex(t: pd.DataFrame, caption: str, real: Real = None) -> str:
+def summary_latex(
+    t: pd.DataFrame, caption: str, real: Real = None, arm_marks: Marks = None, score_marks: Marks = None
+) -> str:
     metrics = metrics_of(t)
     best = best_rows(t)
+    head = [tex_escape(m) + TEX_ARROWS[direction(m)] + _mark(score_marks, m, tex=True) for m in metrics]
     out = [
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
         r"\begin{tabular}{l" + "r" * len(metrics) + "}",
         r"\toprule",
-        "arm & " + " & ".join(tex_escape(m) + TEX_ARROWS[direction(m)] for m in metrics) + r" \\",
+        "arm & " + " & ".join(head) + r" \\",
         r"\midrule",
     ]
     for v in t.index:
@@ -105,7 +137,7 @@ def summary_latex(t: pd.DataFrame, caption: str, real: Real = None) -> str:
         for m in metrics:
             s = tex_escape(cell(t, v, m))
             cells.append(rf"\textbf{{{s}}}" if best[m] == v else s)
-        out.append(tex_escape(v) + " & " + " & ".join(cells) + r" \\")
+        out.append(tex_escape(v) + _mark(arm_marks, v, tex=True) + " & " + " & ".join(cells) + r" \\")
     if real:
         out.append(r"\midrule")
         for name, vals in real.items():
@@ -115,7 +147,8 @@ def summary_latex(t: pd.DataFrame, caption: str, real: Real = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def summary_csv(t: pd.DataFrame, real: Real = None) -> str:
+def summary_csv(t: pd.DataFrame, real: Real = None, learned: Optional[Mapping[str, bool]] = None) -> str:
+    """The results table as numbers; ``learned``: a column saying whether each arm passed the learned gate."""
     flat = t.copy()
     for m in metrics_of(t):  # a mean over seeds with a non-finite value is not a number: write what it is
         bad = flat[(m, "nonfinite")].fillna(0) > 0
@@ -123,6 +156,8 @@ def summary_csv(t: pd.DataFrame, real: Real = None) -> str:
     flat = flat.drop(columns=[c for c in flat.columns if c[1] == "inf"])
     flat.columns = [f"{m}_{s}" for m, s in flat.columns]
     flat = flat.rename_axis("arm").reset_index()
+    if learned is not None:
+        flat.insert(1, "learned", [learned.get(a) for a in flat["arm"]])
     if real:
         extra = pd.DataFrame(
             [{"arm": name, **{f"{m}_mean": v for m, v in vals.items()}} for name, vals in real.items()]
@@ -198,8 +233,10 @@ def convergence_cell(cv: Convergence) -> str:
         return "one point"
     if cv.delta != cv.delta:
         return "non-finite"
-    state = "**still improving**" if cv.improving else ("still moving" if cv.moving else "settled")
-    return f"{state} (Δ {num(cv.delta)}, sd {num(cv.spread)})"
+    if cv.se != cv.se:
+        return f"too few points (Δ {num(cv.delta)}, no SE)"
+    state = "**still improving**" if cv.improving else ("**still moving (worse)**" if cv.moving else "settled")
+    return f"{state} (Δ {num(cv.delta)} ± {num(cv.se)} SE over {cv.window} points)"
 
 
 def convergence_frame(conv: pd.DataFrame) -> pd.DataFrame:
@@ -213,7 +250,7 @@ def convergence_frame(conv: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # claims, their resolution, published references
 
-VERDICT_MARK = {SUPPORTED: "S", CONTRADICTED: "C", UNRESOLVED: "·", NOT_A_TEST: "–"}
+VERDICT_MARK = {SUPPORTED: "S", CONTRADICTED: "C", UNRESOLVED: "·", NOT_A_TEST: "–", ILL_POSED: "I", NOT_DECIDABLE: "N"}
 
 
 def arm_values(v: pd.Series) -> str:
@@ -228,14 +265,36 @@ def arm_values(v: pd.Series) -> str:
     return f"{num(float(a.mean()))}{sd} (n={len(a)}: {per})"
 
 
-def claims_markdown(decided: Sequence[Decision]) -> str:
-    """The claims table: statement, what is compared, per-seed values, difference [95 % CI], p, verdict."""
+def registration_cell(st: ClaimStatus, am: Optional[Amendments]) -> str:
+    """A claim against its registration: 'as registered', or what was amended after its trials ran (the old and
+    the new value), 'added after its trials ran', 'not registered'; a change of the seeds, budget or preset
+    amends every claim."""
+    study = list(am.study) if am is not None else []
+    if st.status in (AS_REGISTERED, UNREGISTERED) and not study:
+        return st.status
+    parts = [f"{f}: {_val(old)} → {_val(new)}" for f, old, new in (*st.changes, *study)]
+    head = st.status if st.status != AS_REGISTERED else "amended after its trials ran"
+    return f"**{head}**" + (": " + "; ".join(parts) if parts else "")
+
+
+def _val(v: Any) -> str:
+    if isinstance(v, str):
+        return f'"{v}"' if " " in v else v or '""'
+    return str(v).replace("'", "")
+
+
+def claims_markdown(decided: Sequence[Decision], registered: Optional[Sequence[str]] = None) -> str:
+    """The claims table: statement, what is compared, per-seed values, difference [95 % CI], p, verdict (and,
+    ``registered``: each claim's registration cell)."""
     head = (
         "| claim | metric (at) | test | arm (mean ± sd, per seed) | vs | difference arm − vs [95 % CI] "
         "| p | p (Holm) | verdict | why |"
     )
-    lines = [head, "| --- | --- | --- | --- | --- | --- | ---: | ---: | --- | --- |"]
-    for d in decided:
+    rule = "| --- | --- | --- | --- | --- | --- | ---: | ---: | --- | --- |"
+    if registered is not None:
+        head, rule = head + " registered |", rule + " --- |"
+    lines = [head, rule]
+    for i, d in enumerate(decided):
         c, vals = d.claim, d.values
         others = list(vals)[1:] if vals else (list(c.vs) or ["others"])
         vs = "<br>".join(f"{o}: {arm_values(vals[o])}" if o in vals else o for o in others)
@@ -255,6 +314,8 @@ def claims_markdown(decided: Sequence[Decision]) -> str:
         ]
         if c.of == "spread":
             cells[1] = f"spread over seeds of {cells[1]} (per seed: |value − arm median|)"
+        if registered is not None:
+            cells.append(registered[i])
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     return "\n".join(lines)
 
@@ -270,11 +331,12 @@ def resolution_markdown(resolutions: Sequence[Resolution]) -> str:
         d = r.decision
         marks = " ".join(VERDICT_MARK.get(v, "?") for v in r.verdicts)
         if r.point is None:
-            when = "not resolved" if d.verdict != NOT_A_TEST else "not a test"
+            when = d.verdict if d.verdict in UNTESTED else "not resolved"
         else:
             frac = f" ({r.fraction:.0%} of the budget)" if r.fraction == r.fraction else ""
             when = f"point {r.point} of {len(r.verdicts)}" + frac
         needs = [f"{n.other}: " + _seeds(n.seeds) for n in r.needs if n.computed]
+        needs += [f"{n.other}: – ({n.why})" for n in r.needs if n.why == OPPOSITE]
         text = d.claim.text.replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {text} | {marks} | {when} | {'<br>'.join(needs) or '–'} |")
     return "\n".join(lines)
@@ -324,6 +386,7 @@ __all__ = [
     "md_table",
     "per_seed_details",
     "references_markdown",
+    "registration_cell",
     "resolution_markdown",
     "stat_cell",
     "summary_csv",

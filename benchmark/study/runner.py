@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from benchmark import io, rundir
 from benchmark.errors import UserError
 from benchmark.evaluation.runs import record_key
-from benchmark.study import store
+from benchmark.study import registration, store
 from benchmark.study.kinds import KINDS
 from benchmark.study.spec import StudySpec, Trial, trials
 from benchmark.study.store import ATTEMPTS_FILE, FAILED_FILE, LOCK_FILE, RUN_DIR, results_root, trial_lock
@@ -223,6 +223,16 @@ def write_index(spec: StudySpec, root: Path, items: List[Dict[str, Any]], argv: 
     return store.write_index(root, spec.name, spec.preset, index)
 
 
+def register(spec: StudySpec, root: Path, items: List[Dict[str, Any]]) -> bool:
+    """Register the study's claims, seeds and budget before its first trial starts (``store.register``: once,
+    never overwritten); counts the trials that had already trained (a study first run before registration)."""
+    kind = KINDS.get(spec.kind)
+    if store.registration_path(root, spec.name, spec.preset).exists():
+        return False
+    before = sum(kind.status(Path(it["dir"]), it) != "missing" for it in items)
+    return store.register(root, spec.name, spec.preset, registration.record(spec, before, len(items)))
+
+
 def run_study(
     spec: StudySpec,
     root: Optional[str | Path] = None,
@@ -259,6 +269,7 @@ def run_study(
     for it in items:
         it["threads"] = threads_per_worker
     write_index(spec, root, items)
+    register(spec, root, items)
 
     bar = tqdm(
         total=len(items),

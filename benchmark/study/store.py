@@ -2,7 +2,9 @@
 
     <results>/                                  $GANBENCH_RESULTS, else ./results
       studies/<name>-<preset>.json              a study's index: its spec, command, commit and trials
-      studies/.lock                             one writer of the indexes at a time
+      studies/registered/<name>-<preset>.json   its claims, seeds and budget as they stood when its first
+                                                trial started (written once, never overwritten)
+      studies/.lock                             one writer of the indexes (and registrations) at a time
       trials/<key>/                             one trial (shared by every study that has it)
         trial.json  failed.json  attempts.jsonl  .lock
         run/                                    a GAN trial's run directory (benchmark/rundir.py)
@@ -30,6 +32,7 @@ from benchmark.errors import UserError
 STUDIES_DIR = "studies"
 TRIALS_DIR = "trials"
 REFERENCE_DIR = "reference"
+REGISTERED_DIR = "registered"  # inside studies/: a folder of its own, so no index glob ever lists one
 TRIAL_FILE = "trial.json"  # a GAN trial's key and resolved config, written before it trains
 FAILED_FILE = "failed.json"  # the error of a trial's last attempt (removed when it succeeds)
 ATTEMPTS_FILE = "attempts.jsonl"  # every time the trial was actually trained or scored
@@ -83,6 +86,27 @@ def write_index(root: Path, name: str, preset: str, index: Dict[str, Any]) -> Pa
     with io.flock(root / STUDIES_DIR / LOCK_FILE):  # one writer of the store's study indexes at a time
         io.write_json(p, index)
     return p
+
+
+def registration_path(root: Path, name: str, preset: str) -> Path:
+    return root / STUDIES_DIR / REGISTERED_DIR / f"{name}-{preset or DEFAULT_PRESET}.json"
+
+
+def register(root: Path, name: str, preset: str, record: Dict[str, Any]) -> bool:
+    """Write the study's registration (its claims, seeds and budget) unless it has one: written once,
+    atomically, under the indexes' lock, and never overwritten. True when written now."""
+    p = registration_path(root, name, preset)
+    with io.flock(root / STUDIES_DIR / LOCK_FILE):
+        if p.exists():
+            return False
+        io.write_json(p, record)
+    return True
+
+
+def read_registration(root: Path, name: str, preset: str) -> Optional[Dict[str, Any]]:
+    """The study's registration, or None when it has none (a study run before claims were registered)."""
+    p = registration_path(root, name, preset)
+    return io.read_json(p) if p.exists() else None
 
 
 def find_index(root: Path, study: str, preset: Optional[str]) -> Path:
@@ -150,6 +174,7 @@ __all__ = [
     "FAILED_FILE",
     "LOCK_FILE",
     "PARALLEL_LINES_FILE",
+    "REGISTERED_DIR",
     "RUN_DIR",
     "TRIAL_FILE",
     "attempt",
@@ -157,6 +182,9 @@ __all__ = [
     "find_index",
     "index_path",
     "is_locked",
+    "read_registration",
+    "register",
+    "registration_path",
     "results_root",
     "run_dir",
     "trial_dir",

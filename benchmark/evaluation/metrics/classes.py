@@ -20,7 +20,7 @@ from benchmark.evaluation import estimators as E
 from benchmark.evaluation.coverage import EVALUATOR_DEPENDENT, TV_BOUND, coverage, cross_check, label_agreement
 from benchmark.evaluation.metrics.context import Context
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
-from benchmark.evaluation.scores import higher, lower, neutral
+from benchmark.evaluation.scores import CLASSES, higher, lower, neutral
 
 COVERAGE_THRESHOLD = 0.1
 
@@ -35,14 +35,14 @@ def _image_min(ctx: Context) -> int:
     min_n=_image_min,
     help="class coverage, class KL, entropy, Mode Score; two-evaluator agreement, TV, unreadable share",
     scores=(
-        higher("classes_covered", "classes covered", unit="classes"),
+        higher("classes_covered", "classes covered", unit="classes", bound=CLASSES),
         lower("class_kl", "class KL"),
         higher("class_entropy", "class entropy", unit="nats"),
         higher("mode_score", "Mode Score"),
         neutral("evaluator_agreement", "evaluators' agreement"),
         neutral("evaluator_tv", "evaluators' class-histogram TV"),
-        lower("unreadable_share", "share read by neither evaluator"),
-        higher("classes_covered_readable", "classes covered (readable samples)", unit="classes"),
+        lower("unreadable_share", "share read by neither evaluator", bound=0.0),
+        higher("classes_covered_readable", "classes covered (readable samples)", unit="classes", bound=CLASSES),
     ),
 )
 def _coverage(ctx: Context) -> Tuple[Scores, Details]:
@@ -83,7 +83,10 @@ def _coverage(ctx: Context) -> Tuple[Scores, Details]:
     needs_labels=True,
     min_n=lambda ctx: 100 * ctx.num_classes,
     help="label agreement and intra-class FID of a conditional generator",
-    scores=(higher("label_agreement", "label agreement"), lower("intra_fid", "intra-class FID", split=True)),
+    scores=(
+        higher("label_agreement", "label agreement", bound=1.0),
+        lower("intra_fid", "intra-class FID", split=True),
+    ),
 )
 def _conditional(ctx: Context) -> Tuple[Scores, Details]:
     assert ctx.y is not None

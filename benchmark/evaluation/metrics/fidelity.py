@@ -68,7 +68,10 @@ def _is(ctx: Context) -> Tuple[Scores, Details]:
     fidelity=("prc",),
     min_n=lambda ctx: MIN_SAMPLES,
     help="precision and recall",
-    scores=(higher("precision", "precision", split=True), higher("recall", "recall", split=True)),
+    scores=(
+        higher("precision", "precision", split=True, bound=1.0),
+        higher("recall", "recall", split=True, bound=1.0),
+    ),
 )
 def _pr(ctx: Context) -> Tuple[Scores, Details]:
     ref = ctx.reference()

@@ -16,7 +16,7 @@ from benchmark.evaluation.coverage import stacked_modes
 from benchmark.evaluation.metrics.context import Context
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
 from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES, mixture_metrics
-from benchmark.evaluation.scores import higher, lower, tag
+from benchmark.evaluation.scores import CLASSES, higher, lower, tag
 
 STACKED_PROTOCOL = 26_000
 PROTOCOLS = {"stacked": STACKED_PROTOCOL, "points": PROTOCOL_SAMPLES}  # family -> samples counted
@@ -56,7 +56,7 @@ def _mixture(ctx: Context) -> Dict[str, Any]:
     min_n=_protocol,
     protocol_n=dict(PROTOCOLS),
     help="modes captured (stacked-mnist: of 1000; mixtures: PacGAN)",
-    scores=(higher("modes", "modes captured"),),
+    scores=(higher("modes", "modes captured", bound=CLASSES),),
 )
 def _modes(ctx: Context) -> Tuple[Scores, Details]:
     if ctx.family == "stacked":
@@ -83,7 +83,7 @@ def _kl(ctx: Context) -> Tuple[Scores, Details]:
     min_n=lambda ctx: PROTOCOL_SAMPLES,
     protocol_n={"points": PROTOCOL_SAMPLES},
     help="% high-quality samples (within 3 std of the nearest mode)",
-    scores=(higher("hq", "high-quality samples", unit="%"),),
+    scores=(higher("hq", "high-quality samples", unit="%", bound=100.0),),
 )
 def _hq(ctx: Context) -> Tuple[Scores, Details]:
     return {ctx.name("hq", PROTOCOL_SAMPLES): _mixture(ctx)["hq"]}, {}
