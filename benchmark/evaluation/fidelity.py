@@ -17,7 +17,6 @@ This module owns the glue only; the metrics themselves are torch-fidelity's:
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -27,6 +26,7 @@ from torch import Tensor
 
 from benchmark.errors import UserError
 from benchmark.evaluation.classifier import BORROWS, cached_sha256, load_classifier
+from benchmark.paths import cache_root  # where reference features/statistics are cached
 
 EXTRACTORS = ("classifier", "inception-v3-compat")
 PREFIX = "ganbench-classifier-"
@@ -39,16 +39,6 @@ RAW_KEYS = {
     "isc": ("inception_score_mean", "inception_score_std"),
     "prc": ("precision", "recall", "f_score"),
 }
-
-
-def cache_root(root: Optional[str | Path] = None) -> Path:
-    """Where reference features/statistics are cached: ``root``, $GANBENCH_CACHE, else ~/.cache/ganbench."""
-    if root:
-        return Path(root)
-    env = os.environ.get("GANBENCH_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganbench"
 
 
 def to_uint8(x: Tensor) -> Tensor:
