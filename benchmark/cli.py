@@ -10,7 +10,7 @@ import sys
 from typing import List, Optional
 
 from benchmark import regress, train
-from benchmark.errors import UserError
+from benchmark.errors import UserError, os_error
 from benchmark.evaluation import cli as evaluation_cli
 from benchmark.study import cli as study_cli
 
@@ -47,6 +47,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(args.func(args) or 0)
     except UserError as e:
         sys.stderr.write(f"ganbench: error: {e}\n")
+        return 2
+    except OSError as e:  # disk full, permission denied where no check looked first: still one line, exit 2
+        doing = f"running 'ganbench {args.command}'"
+        sys.stderr.write(f"ganbench: error: {os_error(e, doing)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("ganbench: interrupted; run the same command again to resume\n")
