@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, os_error
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(func(args) or 0)
     except UserError as e:
         sys.stderr.write(f"ganbench: error: {e}\n")
+        return 2
+    except OSError as e:  # disk full, permission denied where no check looked first: still one line, exit 2
+        doing = f"running 'ganbench {args.command}'"
+        sys.stderr.write(f"ganbench: error: {os_error(e, doing)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("ganbench: interrupted; run the same command again to resume\n")

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from benchmark.errors import UserError
 from benchmark.io import sha256_file, write_json
+from benchmark.paths import cache_root
 from benchmark.registry import Registry
 
 DATASETS = Registry("dataset")
@@ -104,18 +105,10 @@ RAW_FILES = {"MNIST": MNIST_FILES, "FashionMNIST": FASHION_MNIST_FILES}
 CHECKSUM_CACHE = "dataset-checksums.json"
 
 
-def cache_dir() -> Path:
-    """The user's ganbench cache: $GANBENCH_CACHE, else $XDG_CACHE_HOME/ganbench, else ~/.cache/ganbench."""
-    env = os.environ.get("GANBENCH_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganbench"
-
-
 def _sha256_cached(path: Path, st: os.stat_result) -> str:
     """sha256 of ``path``, remembered in the cache by (path, size, mtime): a dataset is hashed once."""
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    cache = cache_dir() / CHECKSUM_CACHE
+    cache = cache_root() / CHECKSUM_CACHE
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):

@@ -13,6 +13,7 @@ written by a check.
     check_input_dir(path, what)      a folder that can be listed and read
     check_name(path, what)           only the name: not empty, no NUL, no part too long for the file system
     check_room(path, need, what)     the file system holding ``path`` has ``need`` bytes free
+    cache_root(root), check_cache_root(root)   the user's ganbench cache folder (and that it can be written)
 
 ``what`` names the path as the user gave it (``"--out"``, ``"$GANBENCH_CACHE"``, ``"run 'R': its log"``); the
 message is ``{what} '{path}' {problem}; {fix}``. A check returns the path as a ``Path``.
@@ -282,8 +283,37 @@ def check_input_dir(path: str | Path, what: str, fix: str = "give the path of a 
     return p
 
 
+# ------------------------------------------------------------------------------------------------
+# the user's cache: one home for the folder every stage caches in (reference statistics, dataset checksums)
+
+
+def cache_root(root: Optional[str | Path] = None) -> Path:
+    """The ganbench cache: ``root`` (``--cache-root``), else $GANBENCH_CACHE, else $XDG_CACHE_HOME/ganbench, else
+    ~/.cache/ganbench."""
+    if root:
+        return Path(root)
+    env = os.environ.get("GANBENCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganbench"
+
+
+def check_cache_root(root: Optional[str | Path] = None) -> Path:
+    """``cache_root(root)``, checked as a folder that can be written (``check_output_dir``) and named as the user
+    gave it: ``--cache-root``, ``$GANBENCH_CACHE``, or the default folder."""
+    if root:
+        what = "--cache-root"
+    elif os.environ.get("GANBENCH_CACHE"):
+        what = "$GANBENCH_CACHE"
+    else:
+        what = "the cache folder (set $GANBENCH_CACHE to move it)"
+    return check_output_dir(cache_root(root), what)
+
+
 __all__ = [
     "MIN_FREE_BYTES",
+    "cache_root",
+    "check_cache_root",
     "check_name",
     "check_appendable",
     "check_input_dir",

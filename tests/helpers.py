@@ -129,3 +129,25 @@ def shared_folder():
             if p.is_dir() and not p.is_symlink():
                 p.chmod(0o755)
         shutil.rmtree(d)
+
+
+def fake_statvfs(monkeypatch, under: Path, *, read_only: bool = False, free: int | None = None):
+    """``os.statvfs`` that reports the file system of ``under`` read-only and/or with ``free`` bytes."""
+    real = os.statvfs
+    under = str(Path(under).resolve())
+
+    def statvfs(p):
+        r = real(p)
+        if not str(Path(p).resolve()).startswith(under):
+            return r
+        fields = {k: getattr(r, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail")}
+        fields.update(f_files=r.f_files, f_ffree=r.f_ffree, f_favail=r.f_favail, f_namemax=r.f_namemax)
+        flag = r.f_flag | (os.ST_RDONLY if read_only else 0)
+        if free is not None:
+            fields["f_bavail"] = fields["f_bfree"] = free // r.f_frsize
+        return os.statvfs_result(
+            tuple(fields[k] for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail"))
+            + (fields["f_files"], fields["f_ffree"], fields["f_favail"], flag, fields["f_namemax"])
+        )
+
+    monkeypatch.setattr(os, "statvfs", statvfs)

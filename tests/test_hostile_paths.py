@@ -9,6 +9,7 @@ have), and kernel file systems are the real ``/proc`` and ``/sys``.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from benchmark import paths
 from benchmark.errors import UserError
-from helpers import refused, shared_folder, snapshot, unprivileged
+from helpers import fake_statvfs, refused, shared_folder, snapshot, unprivileged
 
 TINY = [
     "train",
@@ -43,28 +44,6 @@ TINY = [
 def shared_tmp():
     with shared_folder() as d:
         yield d
-
-
-def fake_statvfs(monkeypatch, under: Path, *, read_only: bool = False, free: int | None = None):
-    """``os.statvfs`` that reports the file system of ``under`` read-only and/or with ``free`` bytes."""
-    real = os.statvfs
-    under = str(Path(under).resolve())
-
-    def statvfs(p):
-        r = real(p)
-        if not str(Path(p).resolve()).startswith(under):
-            return r
-        fields = {k: getattr(r, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail")}
-        fields.update(f_files=r.f_files, f_ffree=r.f_ffree, f_favail=r.f_favail, f_namemax=r.f_namemax)
-        flag = r.f_flag | (os.ST_RDONLY if read_only else 0)
-        if free is not None:
-            fields["f_bavail"] = fields["f_bfree"] = free // r.f_frsize
-        return os.statvfs_result(
-            tuple(fields[k] for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail"))
-            + (fields["f_files"], fields["f_ffree"], fields["f_favail"], flag, fields["f_namemax"])
-        )
-
-    monkeypatch.setattr(os, "statvfs", statvfs)
 
 
 # ---- train --out ---------------------------------------------------------------------------------------
@@ -317,3 +296,28 @@ def test_checks_create_nothing(tmp_path):
     assert paths.check_output_file(target / "f.json", "--json") == target / "f.json"
     assert paths.check_appendable(target / "m.jsonl", "x") == target / "m.jsonl"
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- an OSError no check foresaw (disk full mid-write, a permission lost mid-run) --------------------------------
+
+
+@pytest.mark.parametrize(
+    "err,needles",
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/r/hand/README.md"), ["No space left", "README.md"]),
+        (PermissionError(errno.EACCES, "Permission denied", "/r/hand"), ["Permission denied", "'/r/hand'"]),
+        (OSError(errno.EIO, "Input/output error\nsecond line"), ["Input/output error"]),
+        (FileNotFoundError(), ["FileNotFoundError"]),  # an OSError with no reason and no file name
+    ],
+    ids=["disk-full", "permission", "two-line-reason", "bare"],
+)
+def test_an_os_error_escaping_a_command_is_one_line(tmp_path, capsys, monkeypatch, err, needles):
+    """The CLI turns an OSError no path check caught into one line naming the command, exit 2, no traceback."""
+    from benchmark.study import cli as study_cli
+
+    def fails(*a, **k):
+        raise err
+
+    monkeypatch.setattr(study_cli, "build_report", fails)
+    argv = ["report", "hand", "--results", str(tmp_path / "res"), "--reports", str(tmp_path / "rep")]
+    refused(capsys, argv, "running 'ganbench report' failed", *needles, tree=tmp_path)

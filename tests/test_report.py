@@ -691,9 +691,9 @@ def test_each_record_file_is_read_once_per_page(tmp_path, monkeypatch):
     root = tmp_path / "res"
     make_results(root)
     reads = collections.Counter()
-    for name in ("read_jsonl", "read_json"):
+    for name in ("read_jsonl_checked", "read_json_checked"):  # the guarded readers every stage reads through
         real = getattr(bio, name)
-        monkeypatch.setattr(bio, name, lambda p, _real=real: reads.update([Path(p).name]) or _real(p))
+        monkeypatch.setattr(bio, name, lambda p, *a, _real=real, **k: reads.update([Path(p).name]) or _real(p, *a, **k))
     build_report("hand", None, root=root, out_root=tmp_path / "rep")
     trials = 2 * len(SEEDS)
     assert reads["metrics.jsonl"] == trials and reads["log.jsonl"] == trials, reads

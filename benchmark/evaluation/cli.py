@@ -36,7 +36,11 @@ from benchmark.evaluation.metrics import METRICS, default_metrics, evaluate_samp
 from benchmark.evaluation.runs import DEFAULT_SAMPLES, METRICS_FILE, check_num_samples, check_seed, evaluate_run
 from benchmark.evaluation.samples import SAMPLE_RANGES, load_samples
 from benchmark.io import write_json
-from benchmark.paths import check_output_file
+from benchmark.paths import check_cache_root, check_input_dir, check_input_file, check_output_dir, check_output_file
+from benchmark.train import pick_device
+
+MAX_EPOCHS = 1000  # classifier training epochs (the recipes take 8 to 60; 10**9 is a typo, refused before it starts)
+MAX_LIMIT = 10_000_000  # --limit: test images (a test split holds 10,000)
 
 
 def _set_threads(n: Optional[int]) -> None:
@@ -48,6 +52,11 @@ def _set_threads(n: Optional[int]) -> None:
         torch.set_num_threads(n)
 
 
+def _check_count(flag: str, n: Optional[int], hi: int) -> None:
+    if n is not None and not 1 <= n <= hi:
+        raise UserError(f"{flag} must be an integer in [1, {hi}], got {n}")
+
+
 # ------------------------------------------------------------------------------------------------
 # classifier
 
@@ -57,6 +66,13 @@ def _cmd_classifier_train(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     if args.out and args.replace_shipped:
         raise UserError("give --out DIR (new weights) or --replace-shipped (overwrite the pinned ones), not both")
+    _check_count("--epochs", args.epochs, MAX_EPOCHS)
+    if args.seed is not None:
+        check_seed(args.seed)
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
+    elif args.replace_shipped:
+        check_output_dir(WEIGHTS_DIR, "the shipped weights folder")
     entry = train_classifier(
         args.dataset,
         data_root=args.data_root,
@@ -93,9 +109,12 @@ def _cmd_classifier_test(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     name = arch_name(args.dataset)
     base = dataset_of(name)
-    wdir = Path(args.weights) if args.weights else None
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be >= 1, got {args.limit}")
+    wdir = None
+    if args.weights is not None:
+        wdir = check_input_dir(args.weights, "--weights", "give the folder of a 'ganbench classifier train --out'")
+    _check_count("--limit", args.limit, MAX_LIMIT)
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     second = SECOND.get(base)
     names = [base] + ([second] if second in read_manifest(wdir or WEIGHTS_DIR) else [])
     models = {n: load_classifier(n, weights_dir=wdir) for n in names}  # checks sha256 before any work
@@ -167,6 +186,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     # every flag is checked before anything is loaded or computed
     _set_threads(args.threads)
     check_seed(args.seed)
+    device = pick_device(args.device)
     if args.num_samples is not None:
         check_num_samples(args.num_samples)
     metrics = parse_metrics(args.metrics)
@@ -179,13 +199,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise UserError("--step applies to RUN_DIR, not to --samples")
 
         DATASETS.get(args.dataset)
+        check_input_file(args.samples, "--samples", "give an .npz with an 'images' array")
         tsne_path = None
-        if args.json:
+        if args.json is not None:
             check_output_file(args.json, "--json")
         if args.tsne:
             base = Path(args.json) if args.json else Path(args.samples)
             tsne_path = check_output_file(base.with_suffix(".tsne.png"), "the t-SNE figure")
         check_dataset_files(args.dataset, args.data_root)
+        check_cache_root(args.cache_root)
         x, y = load_samples(args.samples, args.dataset, value_range=args.range)
         if args.tsne:
             if metrics is None:
@@ -199,7 +221,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             split=args.split,
             data_root=args.data_root,
             feature_extractor=args.feature_extractor,
-            device=args.device,
+            device=device,
             cache_root=args.cache_root,
             progress=not args.quiet,
             seed=args.seed,
@@ -218,7 +240,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.run_dir is None:
         raise UserError("give a run directory (ganbench evaluate RUN_DIR) or --samples FILE.npz --dataset NAME")
-    if args.dataset or args.json or args.range:
+    if args.dataset or args.json is not None or args.range:
         raise UserError("--dataset, --json and --range apply to --samples; a run's scores go to RUN_DIR/metrics.jsonl")
 
     recs = evaluate_run(
@@ -230,7 +252,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         feature_extractor=args.feature_extractor,
         force=args.force,
-        device=args.device,
+        device=device,
         seed=args.seed,
         progress=not args.quiet,
         cache_root=args.cache_root,
@@ -331,7 +353,7 @@ def add_parsers(sub) -> None:
     e.add_argument("--json", metavar="OUT.json", help="with --samples: write the record here")
     e.add_argument("--data-root", help="dataset folder (default: the run's, else $GANBENCH_DATA, else ./data)")
     e.add_argument("--cache-root", help="reference-statistics cache (default: $GANBENCH_CACHE, else ~/.cache/ganbench)")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N (default cpu)")
     e.add_argument("--seed", type=int, default=0, help="noise seed of the generated samples")
     e.add_argument("--threads", type=int, help="torch CPU threads")
     e.add_argument("--quiet", action="store_true", help="no progress bars")

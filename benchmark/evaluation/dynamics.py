@@ -15,8 +15,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from benchmark.io import read_jsonl
-from benchmark.rundir import LOG_FILE
+from benchmark.rundir import read_log
 
 DEFAULT_WINDOW = 200
 
@@ -43,8 +42,7 @@ def _var(v: List[float]) -> float:
 
 def dynamics(run_dir: str | Path, step: Optional[int] = None, window: int = DEFAULT_WINDOW) -> Dict[str, float]:
     """The figures above for ``step`` (default: the last logged step); {} when the run has no log."""
-    rows = read_jsonl(Path(run_dir) / LOG_FILE)
-    rows = [r for r in rows if isinstance(r.get("step"), int) and (step is None or r["step"] <= step)]
+    rows = [r for r in read_log(Path(run_dir)) if step is None or r["step"] <= step]  # each has an integer step
     if not rows:
         return {}
     rows.sort(key=lambda r: r["step"])

@@ -17,7 +17,6 @@ times ours against, and Inception-v3:
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -28,20 +27,13 @@ from torch import Tensor
 from benchmark.errors import UserError
 from benchmark.evaluation.classifier import BORROWS, cached_sha256, load_classifier
 from benchmark.evaluation.features import images_read, read_batch, to_uint8
+from benchmark.paths import cache_root  # where reference features/statistics are cached
 
 EXTRACTORS = ("classifier", "inception-v3-compat")
 PREFIX = "ganbench-classifier-"
 INCEPTION = "inception-v3-compat"
 
 
-def cache_root(root: Optional[str | Path] = None) -> Path:
-    """Where reference features/statistics are cached: ``root``, $GANBENCH_CACHE, else ~/.cache/ganbench."""
-    if root:
-        return Path(root)
-    env = os.environ.get("GANBENCH_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganbench"
 
 
 # ------------------------------------------------------------------------------------------------

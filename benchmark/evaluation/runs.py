@@ -4,12 +4,22 @@ A record is ``evaluate_samples``'s record plus ``step`` and ``run``. A (step, me
 num_samples, split, feature extractor) already in ``metrics.jsonl`` is not scored again unless ``force``;
 its stored record is returned instead. Samples come from ``benchmark.rundir.generate`` with a fixed seed,
 so two evaluations of one checkpoint score the same samples.
+
+Scoring holds the run's evaluation lock (an ``flock`` of the run directory itself: no file is created, so a
+refused evaluation leaves the run as it was), and what is already scored is read again once it is held: two
+``ganbench evaluate`` of one run started together score each checkpoint once (the second waits, then finds the
+first one's records), and neither writes a record twice. (Training holds ``RUN/.lock``, another lock: a run
+may be scored while it trains.)
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -17,7 +27,7 @@ from benchmark import io
 from benchmark.data import check_dataset_files, check_split
 from benchmark.errors import UserError
 from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, resolve_metrics, samples_needed
-from benchmark.paths import check_appendable, check_output_dir
+from benchmark.paths import check_appendable, check_cache_root, check_output_dir
 from benchmark.rundir import (
     EVAL_DIR,
     LOG_FILE,
@@ -25,6 +35,8 @@ from benchmark.rundir import (
     generate,
     list_checkpoints,
     load_generator,
+    read_log,
+    read_metrics,
     read_run_config,
 )
 
@@ -71,6 +83,26 @@ def _steps(run_dir: Path, steps: Optional[Sequence[int]]) -> List[int]:
             f"available: {', '.join(map(str, available))}"
         )
     return todo
+
+
+@contextmanager
+def eval_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's evaluation lock (an flock of the run directory; the kernel releases it when the process
+    dies); when another process holds it, say so once and wait for it."""
+    fd = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"note: run '{run_dir}' is being scored by another process; waiting for it (its scores are reused)",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _metric_names(cfg, run_dir: Path, metrics: Optional[Sequence[str]], tsne: bool) -> List[str]:
@@ -121,43 +153,52 @@ def evaluate_run(
     root = data_root or cfg.data_root
 
     path = run_dir / METRICS_FILE
-    done = {record_key(r): r for r in io.read_jsonl(path)}
     asked = {"metric_set": sorted(names), "evaluator": ev, "num_samples_requested": num_samples}
     asked.update(reference={"split": split}, generation_seed=seed)
     keys = {step: record_key({"step": step, **asked}) for step in todo}
-    if force or any(keys[s] not in done for s in todo):  # something will be scored: can it be kept?
-        check_appendable(path, f"run '{run_dir}': the scores file")
-        if "tsne" in names:
-            check_output_dir(run_dir / EVAL_DIR, f"run '{run_dir}': the t-SNE folder")
-        check_dataset_files(cfg.dataset, root)
+    done = {record_key(r): r for r in read_metrics(run_dir)}
+    if not force and all(keys[s] in done for s in todo):  # all scored already: nothing is written, no lock
+        return [done[keys[s]] for s in todo]
+    # something will be scored: can it be kept?
+    check_appendable(path, f"run '{run_dir}': the scores file")
+    if "dynamics" in names:
+        read_log(run_dir)  # the training log the dynamics are read from: a malformed one fails before any scoring
+    if "tsne" in names:
+        check_output_dir(run_dir / EVAL_DIR, f"run '{run_dir}': the t-SNE folder")
+    check_cache_root(cache_root)
+    check_dataset_files(cfg.dataset, root)
     out: List[Dict[str, Any]] = []
-    for step in tqdm(todo, disable=not progress, desc=f"evaluating {run_dir.name}", unit="ckpt"):
-        key = keys[step]
-        if key in done and not force:
-            out.append(done[key])
-            continue
-        G, gcfg, _ = load_generator(run_dir, step, device=device)
-        x, y = generate(G, gcfg, n_gen, seed=seed, device=device)
-        del G
-        rec = evaluate_samples(
-            x,
-            y,
-            cfg.dataset,
-            names,
-            split,
-            root,
-            feature_extractor=feature_extractor,
-            device=device,
-            cache_root=cache_root,
-            progress=progress,
-            seed=seed,
-            tsne_path=run_dir / EVAL_DIR / f"tsne_{step:06d}.png" if "tsne" in names else None,
-            run_dir=run_dir,
-            step=step,
-            num_samples=num_samples,
-        )
-        rec = {"step": step, **rec, "num_samples_requested": num_samples, "generation_seed": seed, "run": str(run_dir)}
-        io.append_jsonl(path, [rec])
-        done[key] = rec
-        out.append(rec)
+    with eval_lock(run_dir):
+        # read again under the lock: what another evaluation scored while this one waited is not scored twice
+        done = {record_key(r): r for r in read_metrics(run_dir)}
+        for step in tqdm(todo, disable=not progress, desc=f"evaluating {run_dir.name}", unit="ckpt"):
+            key = keys[step]
+            if key in done and not force:
+                out.append(done[key])
+                continue
+            G, gcfg, _ = load_generator(run_dir, step, device=device)
+            x, y = generate(G, gcfg, n_gen, seed=seed, device=device)
+            del G
+            rec = evaluate_samples(
+                x,
+                y,
+                cfg.dataset,
+                names,
+                split,
+                root,
+                feature_extractor=feature_extractor,
+                device=device,
+                cache_root=cache_root,
+                progress=progress,
+                seed=seed,
+                tsne_path=run_dir / EVAL_DIR / f"tsne_{step:06d}.png" if "tsne" in names else None,
+                run_dir=run_dir,
+                step=step,
+                num_samples=num_samples,
+            )
+            rec = {"step": step, **rec, "num_samples_requested": num_samples, "generation_seed": seed}
+            rec["run"] = str(run_dir)
+            io.append_jsonl(path, [rec])
+            done[key] = rec
+            out.append(rec)
     return out

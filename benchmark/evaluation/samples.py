@@ -5,11 +5,19 @@ point sets) and optionally ``labels`` (N integers: the classes a conditional gen
 Float images in [0, 1] are scored only when the caller says so (``value_range="01"``, ``--range 01``):
 read as [-1, 1] they would be scored as grey smudges, and nothing in the numbers would show it.
 Anything but an ``.npz`` (a ``.npy`` array, a pickle, a PNG) is refused by its first bytes.
+
+A file is sized before anything is decompressed: from the zip's member headers and each array's ``.npy``
+header (its shape and dtype). More samples than ``ganbench evaluate`` scores at once (``MAX_SAMPLES``), more
+bytes than that many samples of the dataset can hold, or a header that promises more data than its member
+holds is one line, before an array is allocated (a 0.8 MB archive of zeros can claim 12.5 M images; an
+``.npy`` header can claim 10^12).
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -20,10 +28,17 @@ from torch import Tensor
 from benchmark.data import dataset_info
 from benchmark.errors import UserError
 from benchmark.evaluation.metrics import check_samples
+from benchmark.evaluation.runs import MAX_SAMPLES
+from benchmark.paths import check_input_file
 
 SAMPLE_RANGES = ("01", "-11")  # float images in [0, 1] | in [-1, 1]
 _NPZ_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive
 _NPY_MAGIC = b"\x93NUMPY"
+ARRAYS = ("images", "labels")  # the members read (``images.npy`` or ``images``); others are never opened
+MAX_MEMBERS = 64  # numpy.savez writes one member per array: two here
+MAX_ITEM_BYTES = 8  # the widest dtype a sample file sensibly holds (float64, int64)
+_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError)
+_UNREADABLE += (NotImplementedError, zlib.error)  # an unknown compression, a damaged stream
 
 
 def _check_format(p: Path) -> None:
@@ -41,6 +56,62 @@ def _check_format(p: Path) -> None:
         )
     what = "empty" if not head else "not an .npz archive"
     raise UserError(f"sample file '{p}' is {what}; give an .npz written with numpy.savez(FILE.npz, images=...)")
+
+
+def _array_header(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> Tuple[Tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, header bytes) of a member's ``.npy`` header: only its first bytes are decompressed."""
+    with z.open(info) as f:
+        try:  # numpy parses the header's text as a Python literal: any failure there means a foreign file
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            return tuple(int(n) for n in shape), np.dtype(dtype), f.tell()
+        except Exception as e:
+            raise ValueError(f"its '{info.filename}' header cannot be read ({type(e).__name__})") from None
+
+
+def _check_sizes(p: Path, dataset: str) -> None:
+    """Refuse an archive whose arrays, by their headers, hold more than a sample file of ``dataset`` can."""
+    what = f"sample file '{p}'"
+    per_sample = math.prod(dataset_info(dataset)[0])
+    try:
+        with zipfile.ZipFile(p) as z:
+            infos = z.infolist()
+            if len(infos) > MAX_MEMBERS:
+                raise UserError(
+                    f"{what} holds {len(infos)} members, and a sample file holds 'images' and 'labels'; "
+                    "write it with numpy.savez(FILE.npz, images=..., labels=...)"
+                )
+            for info in infos:
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if key not in ARRAYS:
+                    continue
+                shape, dtype, head = _array_header(z, info)
+                n = shape[0] if shape else 1
+                count = math.prod(shape)
+                limit = MAX_SAMPLES * (per_sample if key == "images" else 1) * MAX_ITEM_BYTES
+                if n > MAX_SAMPLES:
+                    raise UserError(
+                        f"{what}: its '{key}' header says {n} samples, more than the {MAX_SAMPLES} ganbench scores "
+                        f"at once (the --num-samples limit); keep at most {MAX_SAMPLES} in the file"
+                    )
+                if count * dtype.itemsize > limit:
+                    raise UserError(
+                        f"{what}: its '{key}' header says shape {shape} of {dtype}, {count * dtype.itemsize} bytes: "
+                        f"more than {MAX_SAMPLES} samples of '{dataset}' hold; give arrays of the dataset's shape"
+                    )
+                if info.file_size < head + count * dtype.itemsize:
+                    raise UserError(
+                        f"{what}: its '{key}' member holds {info.file_size} bytes, less than the "
+                        f"{head + count * dtype.itemsize} its header promises (truncated or forged); write the file "
+                        "again with numpy.savez"
+                    )
+    except UserError:
+        raise
+    except _UNREADABLE as e:
+        raise UserError(f"{what} is not a readable .npz ({type(e).__name__}); write it with numpy.savez") from None
 
 
 def _float_range(images: np.ndarray, value_range: Optional[str], what: str) -> np.ndarray:
@@ -73,10 +144,9 @@ def load_samples(path: str | Path, dataset: str, value_range: Optional[str] = No
 
     if value_range is not None and value_range not in SAMPLE_RANGES:
         raise UserError(f"--range is '{value_range}'; allowed: {', '.join(SAMPLE_RANGES)}")
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"sample file '{p}' does not exist; give an .npz with an 'images' array")
+    p = check_input_file(path, "sample file", "give an .npz with an 'images' array")
     _check_format(p)
+    _check_sizes(p, dataset)  # before anything is decompressed
     try:
         with np.load(p, allow_pickle=False) as z:
             keys = set(z.files)
@@ -89,7 +159,7 @@ def load_samples(path: str | Path, dataset: str, value_range: Optional[str] = No
             labels = np.asarray(z["labels"]) if "labels" in keys else None
     except UserError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except _UNREADABLE as e:
         raise UserError(
             f"sample file '{p}' is not a readable .npz ({type(e).__name__}); write it with numpy.savez"
         ) from None

@@ -3,27 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Optional
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, quote
+from benchmark.paths import check_input_dir, check_name, check_output_dir
 from benchmark.study.report import build_report
-from benchmark.study.runner import run_study, status
+from benchmark.study.runner import MAX_WORKERS, run_study, status
 from benchmark.study.spec import load_spec
+from benchmark.study.store import check_study_name, results_root
 
 
 def _spec_path(s: str) -> Path:
     p = Path(s)
     if p.suffix in (".yaml", ".yml"):
         return p
+    check_study_name(s, "study")  # a name, not a path: it becomes studies/<name>.yaml
     cand = Path("studies") / f"{s}.yaml"
     if cand.exists():
         return cand
     raise UserError(f"study '{s}' not found; give a spec path (studies/NAME.yaml) or the name of one in ./studies")
 
 
+def _check_results(results: Optional[str], write: bool) -> None:
+    """The results store (--results, else $GANBENCH_RESULTS, else ./results) is a folder that can be written
+    (``write``), or read when it exists; checked before any work."""
+    if results is not None:
+        root, what = results, "--results"  # ('' is refused: it is not the current folder)
+    elif os.environ.get("GANBENCH_RESULTS"):
+        root, what = str(results_root()), "$GANBENCH_RESULTS"
+    else:
+        root, what = str(results_root()), "the results store (default; set --results or $GANBENCH_RESULTS)"
+    if write:
+        check_output_dir(root, what)
+        return
+    check_name(root, what)
+    if os.path.lexists(root):
+        check_input_dir(root, what, "give the results store of 'ganbench study run' (--results)")
+
+
+def _check_reports(reports: str, name: str) -> None:
+    """``reports/<name>/`` can be written (checked before any work: a study trains for hours first)."""
+    check_output_dir(reports, "--reports")
+    check_output_dir(Path(reports) / name, f"--reports {quote(reports)}: the study's folder")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be an integer in [1, {MAX_WORKERS}], got {args.workers}")
     spec = load_spec(_spec_path(args.spec), args.preset)
+    _check_results(args.results, write=True)
+    if not args.no_report:
+        _check_reports(args.reports, spec.name)
     res = run_study(
         spec,
         root=args.results,
@@ -53,6 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     spec = load_spec(_spec_path(args.spec), args.preset)
+    _check_results(args.results, write=False)
     rows = status(spec, root=args.results)
     w = max(len(r["variant"]) for r in rows)
     for r in rows:
@@ -67,6 +101,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     name = Path(args.study).stem if args.study.endswith((".yaml", ".yml")) else args.study
+    check_study_name(name, "study")  # a name, not a path or a pattern: it names an index and a folder
+    _check_results(args.results, write=False)
+    _check_reports(args.reports, name)
     out = build_report(name, args.preset, root=args.results, out_root=args.reports)
     print(f"report: {out / 'README.md'}")
     return 0

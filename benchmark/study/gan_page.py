@@ -55,7 +55,7 @@ from benchmark.study.render import (
     summary_markdown,
 )
 from benchmark.study.resolution import POWER, along_training, planned_tests, resolve
-from benchmark.study.schema import StudySpec
+from benchmark.study.schema import StudySpec, report_options
 from benchmark.study.tables import (
     budget_table,
     by_step_table,
@@ -104,7 +104,7 @@ def context(recs: StudyRecords, tsne: Optional[bool] = None) -> Context:
     """What every section needs, computed once; one line when the study has no scores or a claim is bad
     (before anything is drawn or written)."""
     spec, df, order = recs.spec, recs.scores, recs.order
-    rep = spec.report or {}
+    rep = report_options(spec.report)  # every key of ReportSpec, its defaults filled
     colours = figures.arm_colours(order)
     if df.empty:
         raise UserError(f"study '{spec.name}' has no scores yet; run 'ganbench study run' for it first")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +34,16 @@ from typing import Any, Dict, List, Optional, Tuple
 from benchmark import io, rundir
 from benchmark.config import LIMITS, Limit, TrainConfig, build, make_config, steps_for_epochs
 from benchmark.data import DATASETS
-from benchmark.errors import UserError
+from benchmark.errors import UserError, quote
 from benchmark.evaluation import diversity
 from benchmark.evaluation.metrics import METRICS, evaluator_info, family, resolve_metrics
 from benchmark.evaluation.runs import evaluate_run
+from benchmark.models import import_user_model, is_user_model
 from benchmark.registry import Registry
 from benchmark.study import gan_page, parallel_lines, parallel_lines_page, store
 from benchmark.study.page import Page
 from benchmark.study.records import StudyRecords
-from benchmark.study.schema import Budget, StudySpec, Trial, check_budget, check_number
+from benchmark.study.schema import Budget, StudySpec, Trial, check_budget, check_number, report_spec
 from benchmark.train import pick_device, train
 
 KINDS = Registry("study kind")
@@ -140,6 +142,10 @@ class GanKind(StudyKind):
         for k, vals in spec.axes.items():
             if not isinstance(vals, list) or not vals:
                 raise bad(f"axis '{k}' must be a non-empty list of values")
+            seen = [json.dumps(x, sort_keys=True, default=str) for x in vals]
+            twice = next((x for i, x in enumerate(vals) if seen[i] in seen[:i]), None)
+            if len(set(seen)) != len(seen):
+                raise bad(f"axis '{k}' lists the value {quote(twice, 40)} twice (a duplicate arm); list each once")
         for i, v in enumerate(spec.variants):
             if not isinstance(v, dict) or set(v) - {"name", "set", "budget"} or "name" not in v:
                 raise bad(
@@ -150,10 +156,21 @@ class GanKind(StudyKind):
                 raise bad(f"variants[{i}].set must be a mapping of config overrides")
             if "budget" in v:
                 self._budget(v, where)
+        names = [v["name"] for v in spec.variants]
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:
+            raise bad(f"two variants are named {quote(twice, 40)} (a duplicate arm); give each variant its own name")
         size = max(1, len(spec.variants)) * math.prod(len(v) for v in spec.axes.values()) * len(spec.seeds)
         if size > MAX_TRIALS:
             raise bad(f"the study has {size} trials (variants x axes x seeds); at most {MAX_TRIALS}")
         ts = self.trials(spec, where)
+        self._check_arms(ts, where)
+        # a user's model ('package.module:function') resolves to a factory here, not in every trial
+        for model in sorted({t.config.model for t in ts if is_user_model(t.config.model)}):
+            try:
+                import_user_model(model)
+            except UserError as e:
+                raise bad(f"'model': {e}") from None
         # the metrics asked for, against every trial's dataset (fid of ring8 fails here, not after training)
         for ds, cond in sorted({(t.config.dataset, t.config.conditional) for t in ts}):
             try:
@@ -161,6 +178,24 @@ class GanKind(StudyKind):
             except UserError as e:
                 raise bad(f"'metrics': {e}") from None
         return ts
+
+    @staticmethod
+    def _check_arms(ts: List[Trial], where: str) -> None:
+        """Every arm is its own: no two arms share a name, none trains the config of another (the same trial key:
+        they would differ only in settings that do not change the numbers, and report one run twice)."""
+        by_key: Dict[str, Trial] = {}
+        by_name: Dict[Tuple[str, int], Trial] = {}
+        for t in ts:
+            other = by_key.setdefault(t.key, t)
+            if other is not t:
+                raise UserError(
+                    f"{where}: arms {quote(other.variant, 60)} and {quote(t.variant, 60)} train the same config "
+                    f"(trial {t.key}; they differ only in settings that do not change training): a duplicate arm; "
+                    "remove one"
+                )
+            other = by_name.setdefault((t.variant, t.seed), t)
+            if other is not t:
+                raise UserError(f"{where}: two arms are named {quote(t.variant, 60)}; give the variants distinct names")
 
     def trials(self, spec: StudySpec, where: str = "study") -> List[Trial]:
         axis_keys = list(spec.axes)
@@ -230,7 +265,7 @@ class GanKind(StudyKind):
         # so the report only reads records and two studies on one store never both add one
         tsne = (
             report
-            and (spec.report or {}).get("tsne", True)
+            and report_spec(spec.report).tsne
             and trial.seed == min(spec.seeds)
             and family(cfg.dataset) in METRICS.get("tsne").families
         )
@@ -251,7 +286,7 @@ class GanKind(StudyKind):
         if not (run / rundir.DONE_FILE).exists():
             store.attempt(d, "train", from_step=rundir.checkpoint_step(run), to_step=cfg.steps)
             train(cfg, run, progress=False)
-        before = len(io.read_jsonl(run / rundir.METRICS_FILE))
+        before = len(rundir.read_metrics(run))
         evaluate_run(
             run,
             steps=payload["eval_steps"],
@@ -271,7 +306,7 @@ class GanKind(StudyKind):
                 data_root=cfg.data_root,
                 progress=False,
             )
-        scored = len(io.read_jsonl(run / rundir.METRICS_FILE)) - before
+        scored = len(rundir.read_metrics(run)) - before
         if scored:
             store.attempt(d, "evaluate", records=scored)
         return {"checkpoints": rundir.list_checkpoints(run)}
@@ -279,7 +314,7 @@ class GanKind(StudyKind):
     def status(self, d: Path, payload: Dict[str, Any]) -> str:
         run = d / store.RUN_DIR
         if (run / rundir.DONE_FILE).exists():
-            scored = {r.get("step") for r in io.read_jsonl(run / rundir.METRICS_FILE)}
+            scored = {r.get("step") for r in rundir.read_metrics(run)}
             return "finished" if set(payload["eval_steps"]) <= scored else "partial"
         return "partial" if rundir.last_checkpoint_path(run).exists() else "missing"
 

@@ -14,15 +14,18 @@ the tables, figures and pages take a ``StudyRecords``; the figures open only the
 
 from __future__ import annotations
 
+import io as _io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
-import yaml
 
 from benchmark import io, rundir
+from benchmark.config import load_yaml
+from benchmark.errors import UserError, quote
 from benchmark.study import store
 from benchmark.study.schema import StudySpec
 
@@ -114,10 +117,31 @@ class StudyRecords:
 
 
 def read_index(study: str, preset: Optional[str], root: Path) -> StudyIndex:
-    raw = io.read_json(store.find_index(root, study, preset))
-    trials = tuple(TrialEntry(t["key"], t["variant"], dict(t["values"]), t["seed"]) for t in raw["trials"])
-    spec = StudySpec.from_dict(raw["spec"])
-    return StudyIndex(raw["study"], raw["preset"], spec, raw["command"], raw.get("git_commit"), trials)
+    """The index of ``study`` (``store.find_index``), every field checked: a malformed or foreign one is one line."""
+    path = store.find_index(root, study, preset)
+    fix = f"delete it and run 'ganbench study run studies/{study}.yaml' again (finished trials are not retrained)"
+    raw = io.read_json_checked(path, "study index", fix)
+
+    def bad(problem: str) -> UserError:
+        return UserError(f"study index {quote(path)} {problem}; {fix}")
+
+    for k, tp in (("study", str), ("preset", str), ("command", str), ("spec", dict), ("trials", list)):
+        if not isinstance(raw.get(k), tp):
+            raise bad(f"has no {k!r} of the right type ({tp.__name__})")
+    if raw["study"] != study or store.index_path(root, study, raw["preset"]).name != path.name:  # ('' is default)
+        raise bad(f"is the index of study {quote(raw['study'], 60)} at preset {quote(raw['preset'], 30)}")
+    trials = []
+    for i, t in enumerate(raw["trials"]):
+        ok = isinstance(t, dict) and isinstance(t.get("variant"), str) and isinstance(t.get("values"), dict)
+        if not ok or not isinstance(t.get("seed"), int) or isinstance(t.get("seed"), bool):
+            raise bad(f"has a malformed trial (trials[{i}]: it needs key, variant, values and an integer seed)")
+        key = store.check_trial_key(t.get("key"), f"study index {quote(path)}: trials[{i}]")
+        trials.append(TrialEntry(key, t["variant"], dict(t["values"]), t["seed"]))
+    try:
+        spec = StudySpec.from_dict(raw["spec"])
+    except UserError as e:
+        raise bad(f"holds a spec that cannot be read ({e})") from None
+    return StudyIndex(raw["study"], raw["preset"], spec, raw["command"], raw.get("git_commit"), tuple(trials))
 
 
 def load(index: StudyIndex, root: Path, table_file: Optional[str] = None) -> StudyRecords:
@@ -130,8 +154,7 @@ def load(index: StudyIndex, root: Path, table_file: Optional[str] = None) -> Stu
 def _trial(root: Path, t: TrialEntry, spec: StudySpec, table_file: Optional[str]) -> TrialRecords:
     d, run = store.trial_dir(root, t.key), store.run_dir(root, t.key)
     metrics = run / rundir.METRICS_FILE
-    records = tuple(io.read_jsonl(metrics))
-    info = run / rundir.RUN_INFO_FILE
+    records = tuple(_checked(rundir.read_metrics(run), metrics))
     table = d / table_file if table_file else None
     return TrialRecords(
         trial=t,
@@ -140,22 +163,62 @@ def _trial(root: Path, t: TrialEntry, spec: StudySpec, table_file: Optional[str]
         used=protocol_records(records, spec),
         scored=metrics.exists(),
         config=_config(d, run),
-        log=tuple(io.read_jsonl(run / rundir.LOG_FILE)),
-        run_info=io.read_json(info) if info.exists() else None,
+        log=tuple(rundir.read_log(run)),
+        run_info=rundir.read_run_info(run) if os.path.lexists(run / rundir.RUN_INFO_FILE) else None,
         failed=store.failure(d),
         sample_grids=tuple(sorted((run / rundir.SAMPLES_DIR).glob("step_*.png"))),
         tsne_pngs=_tsne_pngs(run, records),
-        table=pd.read_csv(table) if table is not None and table.exists() else None,
+        table=_table(table) if table is not None and os.path.lexists(table) else None,
     )
+
+
+def _checked(records: List[Dict[str, Any]], path: Path) -> List[Dict[str, Any]]:
+    """Score records as the page reads them: an integer step and a mapping of numbers (one line otherwise)."""
+    fix = "delete it to score the run afresh with 'ganbench evaluate'"
+    for i, r in enumerate(records, 1):
+        step, scores = r.get("step"), r.get("metrics", {})
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise UserError(f"scores file {quote(path)}: record {i} has no integer 'step'; {fix}")
+        if not isinstance(scores, dict) or any(
+            v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in scores.values()
+        ):
+            raise UserError(f"scores file {quote(path)}: record {i} has 'metrics' that are not numbers; {fix}")
+        names = r.get("metric_set", [])
+        if not isinstance(names, list) or not all(isinstance(m, str) for m in names):
+            raise UserError(
+                f"scores file {quote(path)}: record {i} has a 'metric_set' that is not a list of names; {fix}"
+            )
+        if not isinstance(r.get("details", {}), dict):
+            raise UserError(f"scores file {quote(path)}: record {i} has 'details' that are not a mapping; {fix}")
+    return records
 
 
 def _config(d: Path, run: Path) -> Dict[str, Any]:
     """The resolved training config of a trial, as plain data (config.yaml, else trial.json)."""
     p = run / rundir.CONFIG_FILE
-    if p.exists():
-        return yaml.safe_load(p.read_text()) or {}
+    if os.path.lexists(p):
+        return load_yaml(p, f"trial {d.name}: its config", "delete the trial's folder to train it again")
     q = d / store.TRIAL_FILE
-    return (io.read_json(q).get("config") or {}) if q.exists() else {}
+    if not os.path.lexists(q):
+        return {}
+    config = io.read_json_checked(q, "trial record", "delete it (the study writes it again)").get("config") or {}
+    if not isinstance(config, dict):
+        raise UserError(f"trial record {quote(q)} holds a 'config' that is not a mapping; delete it")
+    return config
+
+
+def _table(p: Path) -> pd.DataFrame:
+    """A kind's per-trial table (CSV), read through the guarded reader: a malformed one is one line."""
+    fix = "delete it (the trial is run again by the next 'ganbench study run')"
+    text = io.read_text_checked(p, "trial table", fix, io.MAX_JSONL_BYTES)
+    try:
+        return pd.read_csv(_io.StringIO(text))
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"trial table {quote(p)} is not a readable CSV ({quote(_first_line(e), 80)}); {fix}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def protocol_records(records: Sequence[Record], spec: StudySpec) -> Tuple[Record, ...]:

@@ -37,7 +37,7 @@ from benchmark.study import figures, records
 from benchmark.study.kinds import KINDS
 from benchmark.study.page import Page, provenance
 from benchmark.study.records import StudyRecords
-from benchmark.study.store import DEFAULT_PRESET, results_root
+from benchmark.study.store import DEFAULT_PRESET, check_study_name, results_root
 
 __all__ = ["build_report", "direction", "metric_base"]  # direction/metric_base: re-exported from scores
 
@@ -53,16 +53,18 @@ def build_report(
 ) -> Path:
     """Write ``<out_root>/<study>/`` from the records of ``study`` (at ``preset``, needed when it has several);
     ``tsne``: show the t-SNE panels (default: the spec's ``report.tsne``, else yes)."""
+    check_study_name(study)  # a name, never a path or a pattern: the report stays inside out_root
     root = results_root(root)
     index = records.read_index(study, preset, root)
     kind = KINDS.get(index.spec.kind)
+    recs = records.load(index, root, kind.table_file)
+    page = kind.page(recs, tsne)  # read, checked and built before anything is written: a refused report writes nothing
     out = Path(out_root) / study
     out.mkdir(parents=True, exist_ok=True)
     # One writer per report folder; a report killed mid-write left temporaries that nobody else removes.
     with io.flock(out / REPORT_LOCK):
         io.remove_stale_temporaries(out)
-        recs = records.load(index, root, kind.table_file)
-        write(out, study, recs, kind.page(recs, tsne))
+        write(out, study, recs, page)
     return out
 
 

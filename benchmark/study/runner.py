@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 from tqdm.auto import tqdm
 
 from benchmark import io, rundir
-from benchmark.errors import UserError
+from benchmark.errors import UserError, quote
 from benchmark.evaluation.runs import record_key
 from benchmark.study import registration, store
 from benchmark.study.kinds import KINDS
@@ -46,6 +46,7 @@ from benchmark.study.spec import StudySpec, Trial, trials
 from benchmark.study.store import ATTEMPTS_FILE, FAILED_FILE, LOCK_FILE, RUN_DIR, results_root, trial_lock
 
 EXECUTORS = ("local", "dask")
+MAX_WORKERS = 256  # parallel trials (the same bound as `ganbench regress --workers`)
 # What a remote worker does not send back: the resumable state (G, D, optimisers; the generator weights at
 # the scored steps do come back) and the locks.
 NOT_SHIPPED = (
@@ -128,10 +129,10 @@ def install(d: Path, res: Dict[str, Any]) -> None:
             if rel in MERGED:
                 # a score is one record per (step, metrics, evaluator, N, split), whoever computed it
                 ident = record_key if rel == METRICS else (lambda r: json.dumps(r, sort_keys=True))
-                have = {ident(r) for r in io.read_jsonl(path)}
+                have = {ident(r) for r in io.read_jsonl_checked(path, "records file", "delete it or restore it")}
                 new = []
-                for line in files[rel].decode().splitlines():
-                    r = _relocate(json.loads(line), res.get("remote_dir") or "", str(d)) if line.strip() else None
+                for line in _lines(files[rel], rel, d):
+                    r = _relocate(line, res.get("remote_dir") or "", str(d))
                     if r is not None and ident(r) not in have:
                         have.add(ident(r))
                         new.append(r)
@@ -145,6 +146,28 @@ def install(d: Path, res: Dict[str, Any]) -> None:
             rundir.last_checkpoint_path(d / RUN_DIR).unlink(missing_ok=True)
         if res["status"] == "ok":
             store.clear_failure(d)
+
+
+def _lines(data: bytes, rel: str, d: Path) -> List[Dict[str, Any]]:
+    """The records of a records file a worker sent back (JSON objects, one a line): anything else is one line."""
+    what = f"a Dask worker sent back '{rel}' for trial {d.name}, and it"
+    fix = "check the workers run this version of ganbench"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{what} is not UTF-8 text; {fix}") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line, parse_int=io.bounded_int)
+        except (ValueError, RecursionError):
+            raise UserError(f"{what} holds a line that is not a JSON record (line {n}); {fix}") from None
+        if not isinstance(r, dict):
+            raise UserError(f"{what} holds a line that is not a record (line {n}); {fix}")
+        out.append(r)
+    return out
 
 
 def _relocate(obj: Any, old: str, new: str) -> Any:
@@ -253,8 +276,8 @@ def run_study(
     """
     if executor not in EXECUTORS:
         raise UserError(f"executor '{executor}' is not known; allowed: {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be an integer in [1, {MAX_WORKERS}], got {workers}")
     if threads_per_worker < 1:
         raise UserError(f"threads per worker must be >= 1, got {threads_per_worker}")
     if scheduler and executor != "dask":
@@ -268,6 +291,7 @@ def run_study(
     items = payloads(spec, root, data_root, ts, report)
     for it in items:
         it["threads"] = threads_per_worker
+    client = _connect(scheduler) if executor == "dask" and scheduler else None  # nothing is written before it answers
     write_index(spec, root, items)
     register(spec, root, items)
 
@@ -317,28 +341,44 @@ def run_study(
                 done(f.result())
                 state["running"] = min(workers, len(todo) - n)
     elif todo:
-        _run_dask(todo, workers, scheduler, done, state)
+        _run_dask(todo, workers, client, done, state)
+    if client is not None:
+        client.close()
     bar.close()
     failed = [r for r in results if r["status"] != "ok"]
     return {"results": results, "failed": failed, "items": items}
 
 
-def _run_dask(todo: List[Dict[str, Any]], workers: int, scheduler: Optional[str], done, state) -> None:
+def _distributed():
     # imported here: dask.distributed adds 0.44 s to every `ganbench study` command (measured) and would be
     # imported by every spawned pool worker, which never uses it
-    from dask.distributed import Client, LocalCluster
-    from dask.distributed import as_completed as dask_completed
+    try:
+        import dask.distributed
+    except ImportError:
+        raise UserError(
+            "--executor dask needs dask.distributed, which is not installed; pip install 'dask[distributed]' "
+            "or use --executor local"
+        ) from None
+    return dask.distributed
 
+
+def _connect(scheduler: str):
+    """A client of the running Dask scheduler at ``scheduler``; one line when it cannot be reached."""
+    try:
+        return _distributed().Client(scheduler, timeout="20s")
+    except (OSError, ValueError, TypeError) as e:  # unreachable, timed out; an address that is not one
+        raise UserError(
+            f"cannot reach the Dask scheduler at {quote(scheduler, 80)} ({quote(e, 80)}); start one with "
+            "'dask scheduler' or drop --scheduler to use a LocalCluster"
+        ) from None
+
+
+def _run_dask(todo: List[Dict[str, Any]], workers: int, client, done, state) -> None:
+    """Run ``todo`` on ``client`` (a connected scheduler's), else on a LocalCluster of ``workers`` processes."""
+    distributed = _distributed()
+    Client, LocalCluster, dask_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
     cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as e:
-            raise UserError(
-                f"cannot reach the Dask scheduler at '{scheduler}' ({e}); start one with "
-                "'dask scheduler' or drop --scheduler to use a LocalCluster"
-            ) from None
-    else:
+    if client is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:

@@ -4,6 +4,10 @@ and a ``Trial`` (a variant at a seed, its config resolved once).
 A spec is built here from a mapping (a YAML file's, or the one a study's index stored) with ``config.build``:
 typed, frozen, an unknown key is one line naming the valid ones. Checking it against its kind (its trials,
 metrics, params and claims) is ``benchmark/study/spec.py``'s, which stands after the kinds.
+
+The spec's ``report:`` is declared once, by ``ReportSpec``: the spec check types it (an unknown key with a
+did-you-mean, a wrong type, before anything trains) and the page reads it through ``report_options``, the
+same declaration with its defaults. A new report key is one field there.
 """
 
 from __future__ import annotations
@@ -72,6 +76,45 @@ class Trial:
     params: Dict[str, Any] = field(default_factory=dict)  # other kinds: the resolved, typed params
 
 
+XSCALES = ("linear", "log", "symlog")  # the x axis of the scores-against-a-value figure
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A study's ``report:``: what its page shows. Read by the spec check and by the page (``report_options``)."""
+
+    columns: Optional[List[str]] = None  # the results table's scores, exact or by base name (fid); None: all
+    figure_metrics: Optional[List[str]] = None  # the scores in the figures (default: the first six columns)
+    x: Optional[str] = None  # an axis or variant setting to plot the final scores against (e.g. gp_lambda)
+    xscale: str = "linear"  # that figure's x axis: linear | log | symlog
+    by_step: Optional[List[str]] = None  # scores tabulated at every evaluation point (the "Over training" table)
+    notes: Dict[str, str] = field(default_factory=dict)  # arm -> a note in the over-training table
+    tsne: bool = True  # t-SNE panels of the first seed of each arm (image data)
+    claims: List[Any] = field(default_factory=list)  # claims decided over seeds (benchmark/study/claims.py)
+    references: List[Any] = field(default_factory=list)  # published figures shown beside the arms (claims.py)
+
+
+def report_spec(raw: Any) -> ReportSpec:
+    """A spec's ``report:`` typed by ``ReportSpec``: an unknown key (with a did-you-mean), a wrong type or an
+    unknown ``xscale`` is one line naming ``report.<key>``."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise UserError(f"'report' must be a mapping of {', '.join(f.name for f in dataclasses.fields(ReportSpec))}")
+    rep = build(ReportSpec, raw, prefix="report.")
+    if rep.xscale not in XSCALES:
+        raise UserError(f"'report.xscale' is {rep.xscale!r}; allowed: {', '.join(XSCALES)}")
+    for arm, note in rep.notes.items():
+        if not isinstance(note, str):
+            raise UserError(f"'report.notes' maps arm {arm!r} to {note!r}; give each arm's note as text")
+    return rep
+
+
+def report_options(raw: Any) -> Dict[str, Any]:
+    """``report_spec(raw)`` as a mapping with every key of ``ReportSpec`` (its defaults filled): what the page reads."""
+    return dataclasses.asdict(report_spec(raw))
+
+
 def check_number(key: str, value: Any, limit: Limit, where: str = "") -> None:
     """One line naming ``key`` (after ``where``) unless ``value`` is a finite number within ``limit``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not limit.holds(float(value)):
@@ -89,4 +132,14 @@ def check_budget(b: Budget) -> None:
         check_number("budget.epochs", b.epochs, LIMITS["epochs"])
 
 
-__all__ = ["Budget", "StudySpec", "Trial", "check_budget", "check_number", "RETIRED_KEYS"]
+__all__ = [
+    "Budget",
+    "ReportSpec",
+    "StudySpec",
+    "Trial",
+    "check_budget",
+    "check_number",
+    "report_options",
+    "report_spec",
+    "RETIRED_KEYS",
+]

@@ -29,11 +29,12 @@ from typing import Any, Dict, List, Optional
 
 from benchmark.config import LIMITS, Limit, build, load_yaml
 from benchmark.data import check_split
-from benchmark.errors import UserError
+from benchmark.errors import UserError, did_you_mean, quote
 from benchmark.evaluation.runs import MAX_SAMPLES
 from benchmark.study.claims import check_claims
 from benchmark.study.kinds import KINDS
-from benchmark.study.schema import RETIRED_KEYS, Budget, StudySpec, Trial, check_number
+from benchmark.study.schema import RETIRED_KEYS, Budget, StudySpec, Trial, check_number, report_spec
+from benchmark.study.store import check_preset_name, check_study_name
 
 PRESETS = ("smoke", "quick", "paper")
 MAX_SEEDS = 1000
@@ -51,10 +52,17 @@ def _merge(spec: Dict[str, Any], preset: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def load_spec(path: str | Path, preset: Optional[str] = None) -> StudySpec:
-    raw = load_yaml(path)
+    raw = load_yaml(path, "study spec", "give a studies/NAME.yaml")
     presets = raw.get("presets") or {}
     if not isinstance(presets, dict):
         raise UserError(f"study '{path}': 'presets' must be a mapping of preset name -> overrides")
+    try:  # a preset's name follows the study's in its index's file name: a name, never a path
+        for name in presets:
+            check_preset_name(name, "preset")
+        if preset:
+            check_preset_name(preset, "--preset")
+    except UserError as e:
+        raise UserError(f"study '{path}': {e}") from None
     if preset:
         if preset not in presets:
             raise UserError(f"study '{path}' has no preset '{preset}'; valid: {', '.join(presets) or 'none'}")
@@ -83,8 +91,10 @@ def check_spec(spec: StudySpec, where: str = "study") -> List[Trial]:
     def bad(msg: str) -> UserError:
         return UserError(f"{where}: {msg}")
 
-    if not spec.name or not spec.name.replace("-", "").replace("_", "").isalnum():
-        raise bad("'name' must be a non-empty name of letters, digits, - and _")
+    try:
+        check_study_name(spec.name, "'name'")
+    except UserError as e:
+        raise bad(str(e)) from None
     try:
         kind = KINDS.get(spec.kind)
         if not spec.seeds or len(spec.seeds) > MAX_SEEDS:
@@ -102,9 +112,25 @@ def check_spec(spec: StudySpec, where: str = "study") -> List[Trial]:
         check_split(spec.split)
     except UserError as e:
         raise bad(str(e)) from None
+    try:  # the report's keys and types (ReportSpec), before training: 'colums' or 'columns: 5' fails here
+        rep = report_spec(spec.report)
+    except UserError as e:
+        raise bad(str(e)) from None
     ts = kind.check(spec, where)
+    arms = list(dict.fromkeys(t.variant for t in ts))
+    settings = list(dict.fromkeys(k for t in ts for k in t.values))
+    if rep.x is not None and rep.x not in settings:
+        raise bad(
+            f"'report.x' is {quote(rep.x, 40)}, which no arm sets{did_you_mean(rep.x, settings)}; valid: "
+            f"{', '.join(settings) or 'none (this study has no axes or variant settings)'}"
+        )
+    for arm in rep.notes:
+        if arm not in arms:
+            raise bad(
+                f"'report.notes' names the arm {quote(arm, 40)}, which the study does not have{did_you_mean(arm, arms)}"
+            )
     # claims and references (issue 14): a 'check:' expression or an unknown arm fails here, before training
-    check_claims(spec.report, where, arms=list(dict.fromkeys(t.variant for t in ts)), eval_at=spec.eval_at)
+    check_claims(spec.report, where, arms=arms, eval_at=spec.eval_at)
     return ts
 
 

@@ -13,6 +13,11 @@
 
 Every name of that layout is a constant here and every path is built here; the stages above (the runner, the
 records, the report) never spell a file name. The trial key is the one function that names a trial's folder.
+
+Names are names: a study or preset name that reaches a path (``ganbench report NAME``, ``--preset``) is checked
+here first (letters, digits, ``-`` and ``_``; no separator, no ``..``, no glob character), so every path built
+from one stays inside its root; a study's index is found by its exact name (``golden`` is not
+``golden-lines``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +33,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 from benchmark import io, rundir
 from benchmark.config import TrainConfig
-from benchmark.errors import UserError
+from benchmark.errors import UserError, quote
 
 STUDIES_DIR = "studies"
 TRIALS_DIR = "trials"
@@ -41,6 +47,41 @@ LOCK_FILE = ".lock"  # the trial's lock (and, in studies/, the indexes' lock)
 PARALLEL_LINES_FILE = "parallel_lines.csv"  # a parallel-lines trial's one row per θ
 DEFAULT_PRESET = "default"  # the preset name of a study run without one
 TRIAL_KEY_LENGTH = 16  # hex digits of the sha256 that name a trial's folder
+MAX_NAME = 100  # characters of a study or preset name (an index is '<name>-<preset>.json': under 255 bytes)
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")  # no separator, no '..', no glob character, no space
+PRESET_NAME = re.compile(r"[A-Za-z0-9_]+")  # no '-' either: '<name>-<preset>' is read back unambiguously
+TRIAL_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=-]*")  # 16 hex digits when ganbench names it; never a path
+
+
+def check_study_name(name: object, what: str = "study name") -> str:
+    """``name`` as a study name (it names ``studies/<name>-<preset>.json`` and ``reports/<name>/``): one line
+    otherwise."""
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not STUDY_NAME.fullmatch(name):
+        raise UserError(
+            f"{what} {quote(name, 60)} is not a study name: use 1 to {MAX_NAME} letters, digits, '-' and '_' "
+            "(not starting with '-'; no '/', '..', '*' or spaces)"
+        )
+    return name
+
+
+def check_preset_name(name: object, what: str = "preset") -> str:
+    """``name`` as a preset name: letters, digits and '_' (it follows the study's name and a '-')."""
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or not PRESET_NAME.fullmatch(name):
+        raise UserError(
+            f"{what} {quote(name, 60)} is not a preset name: use 1 to {MAX_NAME} letters, digits and '_' "
+            "(e.g. smoke, quick, paper)"
+        )
+    return name
+
+
+def check_trial_key(key: object, where: str) -> str:
+    """A trial key read from a file, as it names a folder under ``trials/``: one plain name (never a path)."""
+    if not isinstance(key, str) or len(key) > MAX_NAME or not TRIAL_KEY.fullmatch(key):
+        raise UserError(
+            f"{where} names the trial {quote(key, 40)}, which is not a trial key (a folder name under "
+            f"'{TRIALS_DIR}/'); run the study again to rewrite it"
+        )
+    return key
 
 
 def results_root(root: Optional[str | Path] = None) -> Path:
@@ -110,11 +151,28 @@ def read_registration(root: Path, name: str, preset: str) -> Optional[Dict[str, 
 
 
 def find_index(root: Path, study: str, preset: Optional[str]) -> Path:
-    """The index of ``study`` (at ``preset``, needed when it has results at several); one line otherwise."""
-    folder = root / STUDIES_DIR
-    cands = sorted(folder.glob(f"{study}-*.json")) if folder.is_dir() else []
+    """The index of ``study`` (at ``preset``, needed when it has results at several); one line otherwise.
+
+    Matched exactly: ``<study>-<preset>.json`` where ``<preset>`` is a preset name (no '-'), so the indexes of
+    study ``golden-lines`` are never taken for study ``golden``'s."""
+    check_study_name(study)
     if preset:
-        cands = [c for c in cands if c.stem == f"{study}-{preset}"]
+        check_preset_name(preset, "--preset")
+    folder = root / STUDIES_DIR
+    try:
+        names = sorted(os.listdir(folder)) if folder.is_dir() else []
+    except OSError as e:
+        raise UserError(
+            f"the results store's folder {quote(folder)} cannot be listed ({e.strerror}); fix its permissions"
+        ) from None
+    head = f"{study}-"
+    cands = [
+        folder / n
+        for n in names
+        if n.startswith(head) and n.endswith(".json") and PRESET_NAME.fullmatch(n[len(head) : -len(".json")])
+    ]
+    if preset:
+        cands = [c for c in cands if c.name == f"{study}-{preset}.json"]
     if not cands:
         raise UserError(
             f"no results for study '{study}'{f' at preset {preset}' if preset else ''} under "
@@ -152,7 +210,7 @@ def attempt(d: Path, event: str, **kw: Any) -> None:
 
 
 def attempts(d: Path) -> List[Dict[str, Any]]:
-    return io.read_jsonl(d / ATTEMPTS_FILE)
+    return io.read_jsonl_checked(d / ATTEMPTS_FILE, "trial's attempts", "delete it (it only counts the attempts)")
 
 
 def record_failure(d: Path, error: str, traceback: str) -> None:
@@ -166,10 +224,19 @@ def clear_failure(d: Path) -> None:
 def failure(d: Path) -> Optional[str]:
     """The error of the trial's failed attempt, or None when it has none."""
     p = d / FAILED_FILE
-    return io.read_json(p)["error"] if p.exists() else None
+    if not os.path.lexists(p):
+        return None
+    fix = "delete it (the trial is tried again by the next 'ganbench study run')"
+    error = io.read_json_checked(p, "trial's failure record", fix).get("error")
+    if not isinstance(error, str):
+        raise UserError(f"trial's failure record {quote(p)} has no 'error' text; {fix}")
+    return error
 
 
 __all__ = [
+    "check_preset_name",
+    "check_study_name",
+    "check_trial_key",
     "ATTEMPTS_FILE",
     "FAILED_FILE",
     "LOCK_FILE",

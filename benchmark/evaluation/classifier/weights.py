@@ -9,6 +9,7 @@ accuracy, corruption table, readable threshold tau and the exact command that re
 from __future__ import annotations
 
 import io as _io
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from benchmark import io
-from benchmark.errors import UserError
+from benchmark.errors import UserError, quote
 from benchmark.evaluation.classifier.networks import build
 from benchmark.evaluation.classifier.recipes import ARCH_KEYS, ARCHS, Arch, arch_name, dataset_of, second_name
 
@@ -26,8 +27,22 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 
 
 def read_manifest(weights_dir: Path = WEIGHTS_DIR) -> Dict[str, Dict]:
-    p = weights_dir / "manifest.json"
-    return io.read_json(p) if p.is_file() else {}
+    """The manifest of a weights folder ({} when it has none): an object of one entry (an object) per evaluator;
+    a folder, a malformed or foreign file is one line naming it."""
+    p = Path(weights_dir) / "manifest.json"
+    if not os.path.lexists(p):
+        return {}
+    shipped = p.parent.resolve() == WEIGHTS_DIR.resolve()
+    fix = (
+        "restore it with 'git checkout benchmark/evaluation/weights/manifest.json'"
+        if shipped
+        else "delete the folder's weights and manifest and train them again with 'ganbench classifier train --out'"
+    )
+    manifest = io.read_json_checked(p, "evaluator manifest", fix)
+    for name, entry in manifest.items():
+        if not isinstance(entry, dict):
+            raise UserError(f"evaluator manifest {quote(p)}: the entry {quote(name, 40)} is not an object; {fix}")
+    return manifest
 
 
 def classifier_command(
