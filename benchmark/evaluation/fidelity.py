@@ -34,8 +34,6 @@ PREFIX = "ganbench-classifier-"
 INCEPTION = "inception-v3-compat"
 
 
-
-
 # ------------------------------------------------------------------------------------------------
 # the classifier as a torch-fidelity feature extractor
 
