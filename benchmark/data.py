@@ -1,8 +1,9 @@
 """Datasets, held as one tensor on the run's device and sampled by index with a seeded generator.
 
 Every dataset has the same interface (``Dataset``): ``shape`` (C, H, W) for images or (2,) for points,
-``num_classes``, ``sample(n, gen)`` for training batches and ``reference(n, seed)`` for the real set that
-evaluation compares against (the split is chosen when the dataset is loaded: ``load_dataset(name, root, split)``).
+``num_classes``, ``sample(n, gen)`` for training batches and ``reference(n, seed)`` for a fixed real set (the
+split is chosen when the dataset is loaded: ``load_dataset(name, root, split)``). The real side of a score is
+evaluation's: a seeded random subset of the split's rows below its size (``evaluation/reference.py``).
 Images are float in [-1, 1]; labels are int64.
 
 Registered: mnist, fashion-mnist, stacked-mnist (3 MNIST digits as RGB channels, 1000 modes),
@@ -81,7 +82,8 @@ class Dataset:
         return self.images.index_select(0, idx), self.labels.index_select(0, idx)
 
     def reference(self, n: Optional[int] = None, seed: int = 0) -> Tuple[Tensor, Tensor]:
-        """The real set evaluation compares against: the first ``n`` of the split (all if None)."""
+        """A fixed real set: the first ``n`` of the split (all if None); the real training samples of a page's
+        real-data row. A score's reference of the split is a seeded random subset (``evaluation.reference.reference_rows``)."""
         n = len(self) if n is None else min(n, len(self))
         return self.images[:n], self.labels[:n]
 

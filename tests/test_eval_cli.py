@@ -136,7 +136,9 @@ def test_good_sample_file_writes_a_record(tmp_path, capsys):
     assert rec["evaluator"]["sha256"] == read_manifest()["digits"]["sha256"]
     assert rec["metrics"]["classes_covered300"] == 10
     assert {"fid300_test", "is300", "class_kl300"} <= set(rec["metrics"])
-    assert rec["reference"] == {"dataset": "digits", "split": "test"} and rec["num_samples"] == 300
+    assert (
+        rec["reference"] == {"dataset": "digits", "split": "test", "subset": "random-s0"} and rec["num_samples"] == 300
+    )
 
 
 def test_float_samples_and_labels_are_accepted(tmp_path, capsys):

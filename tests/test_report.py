@@ -225,7 +225,7 @@ def test_real_data_row_under_the_same_protocol(report):
     assert real == ["real data: ring8 train vs test"]
     assert t.loc[real[0], "modes2500_mean"] == 8  # real samples cover all 8 modes
     assert t.loc[real[0], "hq2500_mean"] > 95
-    cached = list((root / "reference").glob("ring8_train-vs-test_n2500_*.json"))
+    cached = list((root / "reference").glob("ring8_train-vs-test-random-s0_n2500_*.json"))
     assert len(cached) == 1
 
 

@@ -20,8 +20,9 @@ module imported below). A metric that reads features reads the one pass of the e
 ``ctx.features()`` (``.features`` N x D, ``.logits``), and the cached real reference, ``ctx.reference()``
 (``.read.features``, ``.labels``): no metric extracts features of its own.
 
-Score names fix their protocol (``<figure><N>[_<split>]``, see ``scores``). Real sets are the first
-``min(N, len(split))`` samples of the split (stacked-mnist: a seeded set).
+Score names fix their protocol (``<figure><N>[_<split>]``, see ``scores``). Real sets are ``min(N, len(split))``
+samples of the split: the whole split, or below its size a seeded random subset (``reference.SUBSET``, named in
+the record's ``reference``), never its first rows (stacked-mnist: a seeded set).
 
 Registered metrics (``--metrics``) and the scores they write:
 

@@ -27,7 +27,7 @@ from benchmark.evaluation.classifier import cached_sha256, load_classifier, load
 from benchmark.evaluation.features import FeatureSet, classifier_pass, inception_pass
 from benchmark.evaluation.fidelity import INCEPTION, PREFIX, cache_root, inception_weights
 from benchmark.evaluation.metrics.registry import family
-from benchmark.evaluation.reference import Reference, class_counts, fact
+from benchmark.evaluation.reference import Reference, class_counts, fact, reference_rows
 from benchmark.evaluation.reference import reference as load_reference
 from benchmark.evaluation.scores import score_spec, tag
 
@@ -104,7 +104,15 @@ class Context:
         return min(self.n, self.split_size())
 
     def real_images(self, n: Optional[int] = None) -> Tuple[Tensor, Tensor]:
-        x, y = self.real.reference(n if n is not None else self.n_real())
+        """The real side of the comparison: ``n`` (default ``n_real()``) images of the split and their labels, the
+        rows ``reference.reference_rows`` names (a seeded random subset below the split's size, never its first
+        rows); stacked-mnist and the 2D mixtures draw a seeded set of their own (``Dataset.reference``)."""
+        n = self.n_real() if n is None else n
+        if self.family != "image":
+            x, y = self.real.reference(n)
+        else:
+            rows = reference_rows(len(self.real), n).to(self.real.images.device)
+            x, y = self.real.images.index_select(0, rows), self.real.labels.index_select(0, rows)
         return x.cpu(), y.cpu()
 
     @cached_property

@@ -17,6 +17,7 @@ from benchmark.evaluation.metrics.checks import check_samples, resolve_metrics
 from benchmark.evaluation.metrics.context import Context, Options
 from benchmark.evaluation.metrics.identity import evaluator_info
 from benchmark.evaluation.metrics.registry import METRICS, Details, Metric, Scores
+from benchmark.evaluation.reference import SUBSET
 from benchmark.io import git_commit
 
 
@@ -71,13 +72,14 @@ def evaluate_samples(
     """Score one sample set; returns a record::
 
         {"metrics": {name: float}, "details": {...}, "evaluator": {name, sha256, classifier_sha256,
-         lpips_backbone}, "metric_set": [...], "num_samples", "dataset", "reference": {dataset, split},
+         lpips_backbone}, "metric_set": [...], "num_samples", "dataset", "reference": {dataset, split, subset},
          "git_commit", "torch_version", "time", "seconds"}
 
     ``x``: float in [-1, 1] (or uint8 [0, 255]) N x C x H x W (N x 2 for point sets); ``y``: int labels of a
     conditional generator, or None. ``num_samples``: score only the first ones (protocol metrics such as
-    stacked-mnist modes still read their fixed count from the whole set). Every check runs before any
-    computation.
+    stacked-mnist modes still read their fixed count from the whole set). ``reference.subset`` names the rule that
+    picks the real rows (``reference.SUBSET``: a seeded random subset below the split's size). Every check runs
+    before any computation.
     """
 
     t0 = time.time()
@@ -115,7 +117,7 @@ def evaluate_samples(
         "metric_set": sorted(names),
         "num_samples": ctx.n,
         "dataset": dataset,
-        "reference": {"dataset": dataset, "split": split},
+        "reference": {"dataset": dataset, "split": split, "subset": SUBSET},
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
