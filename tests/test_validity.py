@@ -406,3 +406,27 @@ def test_every_bounded_score_declares_a_bound_that_the_real_data_can_reach():
             if r and r["spec"].bound is not None:
                 k = 8 if family(lv.dataset) == "points" else 10
                 assert direction(name) * (v - r["spec"].best(k)) <= 0, (name, v)
+
+
+def test_no_bold_best_among_arms_that_did_not_learn_or_on_a_blind_score():
+    """The collapsed λ = 0 arm had the best precision and was bold: precision rises as diversity falls. The best
+    of a column is now chosen among the arms that learned, and a score marked ‡ crowns none."""
+    from benchmark.study.render import NOT_LEARNED, NOT_VALID, summary_markdown
+    from benchmark.study.tables import summary_table
+
+    rows = [
+        (arm, seed, metric, value)
+        for arm, fid, prec in (("collapsed", 5.0, 0.99), ("good", 20.0, 0.7), ("poor", 60.0, 0.5))
+        for seed in (0, 1, 2)
+        for metric, value in (("fid1k_test", fid + seed), ("precision1k_test", prec - 0.01 * seed))
+    ]
+    df = pd.DataFrame(
+        [{"variant": a, "seed": s, "step": 100, "metric": m, "value": v, "key": f"{a}{s}"} for a, s, m, v in rows]
+    )
+    t = summary_table(df, ["collapsed", "good", "poor"])
+    plain = {ln.split("|")[1].strip(): ln for ln in summary_markdown(t).splitlines() if ln.startswith("| ")}
+    assert plain["collapsed"].count("**") == 4 and "**" not in plain["good"]  # unmarked: best FID and precision
+    marked = summary_markdown(t, arm_marks={"collapsed": NOT_LEARNED}, score_marks={"precision1k_test": NOT_VALID})
+    line = {ln.split("|")[1].strip(): ln for ln in marked.splitlines() if ln.startswith("| ")}
+    assert "**" not in line["collapsed †"] and "**" in line["good"] and "**" not in line["poor"]
+    assert line["good"].count("**") == 2  # FID only: the ‡ precision column has no bold cell

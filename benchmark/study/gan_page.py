@@ -201,7 +201,8 @@ def caption(ctx: Context) -> str:
     )
     return (
         f"{spec.title or spec.name}: mean ± sample sd (ddof = 1) over n seeds at each trial's final "
-        f"step; best arm per column in bold (↓ lower is better, ↑ higher); a column with ∞ in any seed is "
+        f"step; best arm per column in bold, among the arms that learned and not on a {NOT_VALID} score (↓ lower "
+        f"is better, ↑ higher); a column with ∞ in any seed is "
         f"not averaged. Italic rows: real training images scored against the real {spec.split} "
         f"split under the same protocol (the floor/ceiling of each score), then the known failures under it; "
         f"{NOT_LEARNED}: the arm did not pass the learned gate; {NOT_VALID}: the score does not separate a "

@@ -1,9 +1,10 @@
 """The one renderer of a page's tables: Markdown, LaTeX and CSV from the frames of ``tables.py``, every number
 through ``formatting.py``.
 
-A score column's header carries its direction (↓ lower is better, ↑ higher); the best arm per column is bold;
-real-data and known-failure rows are italic under the arms; a cell over seeds with a non-finite value says so
-("∞ (2 of 3 seeds)") instead of a mean. An arm that did not pass the learned gate is marked † (``NOT_LEARNED``),
+A score column's header carries its direction (↓ lower is better, ↑ higher); the best arm per column is bold
+(among the arms that learned; none in a column whose score is blind to a known failure); real-data and
+known-failure rows are italic under the arms; a cell over seeds with a non-finite value says so ("∞ (2 of 3
+seeds)") instead of a mean. An arm that did not pass the learned gate is marked † (``NOT_LEARNED``),
 a score that does not separate a known failure from real data ‡ (``NOT_VALID``).
 """
 
@@ -81,7 +82,7 @@ def summary_markdown(
     """Arms x scores (mean ± sd, n = seeds), best in bold; ``real``: extra rows name -> {score: value};
     ``arm_marks``/``score_marks``: a mark after an arm's or a score's name (†, ‡)."""
     metrics = metrics_of(t)
-    best = best_rows(t)
+    best = best_rows(t, list(arm_marks or ()), list(score_marks or ()))
     lines = [
         "| "
         + label
@@ -121,7 +122,7 @@ def summary_latex(
     t: pd.DataFrame, caption: str, real: Real = None, arm_marks: Marks = None, score_marks: Marks = None
 ) -> str:
     metrics = metrics_of(t)
-    best = best_rows(t)
+    best = best_rows(t, list(arm_marks or ()), list(score_marks or ()))
     head = [tex_escape(m) + TEX_ARROWS[direction(m)] + _mark(score_marks, m, tex=True) for m in metrics]
     out = [
         r"\begin{table}[t]",

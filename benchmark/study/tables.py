@@ -91,15 +91,23 @@ def metrics_of(t: pd.DataFrame) -> List[str]:
     return list(dict.fromkeys(c[0] for c in t.columns))
 
 
-def best_rows(t: pd.DataFrame) -> Dict[str, Optional[str]]:
+def best_rows(
+    t: pd.DataFrame, without_arms: Sequence[str] = (), without_scores: Sequence[str] = ()
+) -> Dict[str, Optional[str]]:
     """Per score, the arm with the best finite mean by the score's direction (None without a direction or a tie
-    of all arms); arms with a non-finite value take no part."""
-    best = {}
+    of all arms); arms with a non-finite value take no part, nor ``without_arms`` (those that did not learn: the
+    best of a column is not crowned among collapsed generators), and ``without_scores`` have none (a score that
+    cannot tell a known failure from real data, e.g. precision, which rises as diversity falls)."""
+    best: Dict[str, Optional[str]] = {}
     for m in metrics_of(t):
         d = direction(m)
+        if m in without_scores:
+            best[m] = None
+            continue
         col = t[(m, "mean")].astype(float)
-        n_arms = int(col.index.size)
-        col = col[np.isfinite(col.to_numpy()) & (t[(m, "nonfinite")].fillna(0) == 0)]
+        keep = ~col.index.isin(list(without_arms))
+        n_arms = int(keep.sum())
+        col = col[keep & np.isfinite(col.to_numpy()) & (t[(m, "nonfinite")].fillna(0) == 0).to_numpy()]
         # a non-finite arm (an ∞ of a collapsed run) counts as different from, and worse than, every finite one
         tie = col.nunique() < 2 and len(col) == n_arms
         best[m] = None if d == 0 or col.empty or tie else (col.idxmin() if d < 0 else col.idxmax())
