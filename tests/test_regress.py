@@ -155,6 +155,20 @@ def test_a_fresh_draw_is_compared_with_its_seeds_mean_and_one_draws_prediction_i
     assert R.gate_reference(unstable) == (0.5, math.inf)
 
 
+def test_an_update_without_calibration_keeps_no_mean_for_a_value_that_moved():
+    """--update without --calibrate keeps the old tolerance; a spread of the old seeds would centre the gate on a
+    mean the new value never came from (a new FID of 60 against an old mean of 40 +- 1 would fail its own bits
+    on any other CPU): it keeps the mean only while the value is the old one."""
+    from benchmark.regress.baseline import kept_spread
+
+    sp = {"n": 5, "mean": 40.0, "std": 1.0, "min": 39.0, "max": 41.5, "nonfinite": 0}
+    e = {**entry(40.5, 3.0, -1), "spread": sp}
+    assert kept_spread(e, 40.5) == sp
+    moved = {**entry(60.0, 3.0, -1), "spread": kept_spread(e, 60.0)}
+    assert "mean" not in moved["spread"] and moved["spread"]["n"] == 5
+    assert R.gate_reference(moved) == (60.0, 3.0)
+
+
 def test_tolerance_rule():
     tol, spread = R.tolerance([40.0, 42.0, 44.0], 40.0, "fid1k_test")
     assert spread["std"] == pytest.approx(2.0) and tol == pytest.approx(6.0)  # 3 * std

@@ -181,6 +181,19 @@ def tolerance(values: Sequence[float], base_value: float, metric: str) -> Tuple[
     return max(K_SIGMA * std, floor), spread
 
 
+def kept_spread(e: Dict[str, Any], value: float) -> Optional[Dict[str, Any]]:
+    """The spread an --update without --calibrate keeps for a score now at ``value``: the old one while the value
+    is the old one; else without its mean, sd and range (they describe seeds of the old arithmetic, and the gate
+    would centre a new value on them: compare.gate_reference then uses the value and its tolerance)."""
+    sp = e.get("spread")
+    if not sp or _same(float(e["value"]), value):
+        return sp
+    return {
+        **{k: sp[k] for k in ("n", "nonfinite", "note") if k in sp},
+        "stale": "the value changed with --update and no --calibrate: no mean or sd to centre the gate on",
+    }
+
+
 def build_baseline(
     old: Optional[Dict[str, Any]],
     run: SuiteRun,
@@ -210,7 +223,7 @@ def build_baseline(
                 e = old_trials.get(tid, {}).get("metrics", {}).get(m)
                 if e is None:
                     raise AssertionError(f"no tolerance for {tid} / {m}")  # callers calibrate such trials
-                src = {"tolerance": e["tolerance"], "spread": e.get("spread")}
+                src = {"tolerance": e["tolerance"], "spread": kept_spread(e, v)}
             metrics[m] = {"value": v, "direction": direction(m), **src}
         if cal is not None and tid in cal:
             calib = {"k": k, "seeds": cal_seeds, "rule": RULE, "at": now()}
