@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+from importlib import metadata
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
@@ -42,6 +43,15 @@ def cache_root(root: Optional[str | Path] = None) -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ganbench"
+
+
+def torch_fidelity_version() -> Optional[str]:
+    """The installed torch-fidelity's version (recorded with every score and in the regression baseline, beside
+    torch's), read from the package metadata: importing torch_fidelity costs torchvision's models (6 s)."""
+    try:
+        return metadata.version("torch-fidelity")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------
