@@ -6,7 +6,8 @@ depend on what the images show), scored against the test split with every refere
 first, untimed call fills the cache). Printed, best of ``--repeats``:
 
 * per family, from one evaluation's context: the classifier's pass over the samples, the second
-  evaluator's, loading the cached reference, then fid, kid, is, pr and coverage on those;
+  evaluator's, loading the cached reference, then fid, kid, is, pr and coverage on those, and the opt-in
+  dc (density & coverage) and vendi (not in the whole evaluate below: no default set holds them);
 * torch-fidelity 0.4.0's own functions on the same features (``fid/kid/isc/prc_features_to_metric``, the
   real FID statistics precomputed as its cache would hold them);
 * the whole ``evaluate_samples`` (fid, kid, is, pr, coverage) and torch-fidelity's whole path on the same
@@ -40,7 +41,7 @@ from benchmark.evaluation.fidelity import fidelity_metrics
 from benchmark.evaluation.metrics import Context, Options, evaluate_samples, score
 
 METRICS = ["fid", "kid", "is", "pr", "coverage"]
-FAMILIES = ["fid", "kid", "is", "pr", "coverage"]
+FAMILIES = ["fid", "kid", "is", "pr", "coverage", "dc", "vendi"]  # dc, vendi: opt-in, timed beside the rest
 BAR = 2.0  # torch-fidelity's path / ours in CPU seconds (robust to a shared machine's load), at the largest size
 
 

@@ -200,7 +200,8 @@ def test_evaluate_run_scores_every_checkpoint_once(digits_run, tmp_path):
     stored = read_jsonl(digits_run / "metrics.jsonl")
     assert len(stored) == len(steps)
     r = stored[0]
-    for key in ("step", "metrics", "evaluator", "num_samples", "reference", "git_commit", "torch_version", "time"):
+    keys = ("step", "metrics", "evaluator", "num_samples", "reference", "git_commit", "torch_version", "time")
+    for key in (*keys, "torch_fidelity_version"):
         assert key in r
     assert {"name", "sha256", "lpips_backbone"} <= set(r["evaluator"])
     assert "fid300_test" in r["metrics"] and "d_loss_var_last200" in r["metrics"]

@@ -46,6 +46,10 @@ DIRECTIONS = {
     "feat_div": 0,
     "feat_div_real": 0,
     "feat_div_class": 0,  # the same over the evaluator's features (no AlexNet)
+    "density": 1,  # fidelity, as precision (a collapsed set can exceed 1: read it with coverage)
+    "dcoverage": 1,
+    "vendi": 1,  # effective number of distinct samples: on the classifier's features noise scores below real
+    "vendi_class": 1,
     "modes": 1,
     "kl": -1,
     "hq": 1,

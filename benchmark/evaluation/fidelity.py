@@ -18,6 +18,7 @@ times ours against, and Inception-v3:
 from __future__ import annotations
 
 import socket
+from importlib import metadata
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
@@ -32,6 +33,15 @@ from benchmark.paths import cache_root  # where reference features/statistics ar
 EXTRACTORS = ("classifier", "inception-v3-compat")
 PREFIX = "ganbench-classifier-"
 INCEPTION = "inception-v3-compat"
+
+
+def torch_fidelity_version() -> Optional[str]:
+    """The installed torch-fidelity's version (recorded with every score and in the regression baseline, beside
+    torch's), read from the package metadata: importing torch_fidelity costs torchvision's models (6 s)."""
+    try:
+        return metadata.version("torch-fidelity")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,12 +11,15 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from benchmark.errors import UserError
+from benchmark.evaluation.fidelity import torch_fidelity_version
 from benchmark.evaluation.metrics import evaluator_info, resolve_metrics
 from benchmark.regress.suite import FORCED
 from benchmark.study.spec import Trial
 from benchmark.train import pick_device
 
-ENV_KEYS = ("torch", "python", "platform", "cpu", "device")
+ENV_KEYS = ("torch", "torch_fidelity", "python", "platform", "cpu", "device")
+# compared only where the baseline records them (baselines from before torch-fidelity's version was recorded)
+OPTIONAL_ENV_KEYS = ("torch_fidelity",)
 EVALUATOR_KEYS = ("name", "sha256", "classifier_sha256", "second_classifier_sha256")
 # compared only where the baseline records them (baselines from before the second evaluator lack it)
 OPTIONAL_EVALUATOR_KEYS = ("second_classifier_sha256",)
@@ -33,6 +36,7 @@ def _cpu_model() -> str:
 def environment(device: str = "cpu") -> Dict[str, Any]:
     return {
         "torch": torch.__version__,
+        "torch_fidelity": torch_fidelity_version(),
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}",
         "cpu": _cpu_model(),
@@ -42,7 +46,9 @@ def environment(device: str = "cpu") -> Dict[str, Any]:
 
 
 def env_difference(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
-    return [f"{k} {old.get(k)} -> {new.get(k)}" for k in ENV_KEYS if old.get(k) != new.get(k)]
+    """The environment keys that differ, as 'key old -> new' notes; an optional key only where ``old`` has it."""
+    keys = [k for k in ENV_KEYS if k in old or k not in OPTIONAL_ENV_KEYS]
+    return [f"{k} {old.get(k)} -> {new.get(k)}" for k in keys if old.get(k) != new.get(k)]
 
 
 def devices(ts: Sequence[Trial]) -> str:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from benchmark.data import check_split
 from benchmark.errors import UserError
+from benchmark.evaluation.fidelity import torch_fidelity_version
 from benchmark.evaluation.metrics.checks import check_samples, resolve_metrics
 from benchmark.evaluation.metrics.context import Context, Options
 from benchmark.evaluation.metrics.identity import evaluator_info
@@ -73,7 +74,7 @@ def evaluate_samples(
 
         {"metrics": {name: float}, "details": {...}, "evaluator": {name, sha256, classifier_sha256,
          lpips_backbone}, "metric_set": [...], "num_samples", "dataset", "reference": {dataset, split, subset},
-         "git_commit", "torch_version", "time", "seconds"}
+         "git_commit", "torch_version", "torch_fidelity_version", "time", "seconds"}
 
     ``x``: float in [-1, 1] (or uint8 [0, 255]) N x C x H x W (N x 2 for point sets); ``y``: int labels of a
     conditional generator, or None. ``num_samples``: score only the first ones (protocol metrics such as
@@ -120,6 +121,7 @@ def evaluate_samples(
         "reference": {"dataset": dataset, "split": split, "subset": SUBSET},
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
+        "torch_fidelity_version": torch_fidelity_version(),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - t0, 2),
     }
