@@ -94,6 +94,7 @@ def test_evaluate_refuses_bad_arguments(kw, needle):
 
 
 def test_load_results_of_a_run_has_one_row_per_score_and_the_config(run):
+    benchmark.evaluate(run, metrics="modes,hq", num_samples=2500, step=20)  # (xdist: not after the test above)
     frame = benchmark.load_results(run)
     recs = rundir.read_metrics(run)
     assert len(frame) == sum(len(r["metrics"]) for r in recs)
