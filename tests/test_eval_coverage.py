@@ -240,28 +240,10 @@ def test_lpips_absent_line_is_said_once_per_study(monkeypatch, capsys):
     assert "LPIPS: AlexNet weights" in fresh.stderr  # a process not started by the study still says it
 
 
-def _noise_blobs(n: int) -> torch.Tensor:
-    """Smooth noise blobs (uniform noise box-blurred twice, contrast-stretched): no digit in any of them, yet the
-    second evaluator reads over half of them with max probability above its tau."""
-    u = torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    b = torch.nn.functional.avg_pool2d(torch.nn.functional.avg_pool2d(u, 5, 1, 2), 5, 1, 2)
-    return ((b - b.mean((2, 3), keepdim=True)) * 12).clamp(-1, 1)
-
-
-def _untrained_generator(n: int) -> torch.Tensor:
-    from benchmark.config import make_config, resolve
-    from benchmark.models import build_models
-
-    torch.manual_seed(0)
-    cfg = resolve(make_config(dict(dataset="mnist", model="mlp")))
-    g, _ = build_models(cfg, (1, 28, 28), 10)
-    with torch.no_grad():
-        return g.eval()(torch.randn(n, cfg.z_dim))
-
-
 @needs_mnist
 def test_readable_means_a_digit_real_digits_read_failures_and_blobs_do_not(data):
     from benchmark.evaluation.failures import FAILURES
+    from benchmark.evaluation.readable import noise_blobs, untrained_generator
 
     tr, te = data
     n = 1000
@@ -270,7 +252,7 @@ def test_readable_means_a_digit_real_digits_read_failures_and_blobs_do_not(data)
     for real in (pick(te), pick(tr)):  # the calibration split, and training digits it never saw
         assert share(real)["unreadable_share1k"] <= 0.01
     fails = {f: FAILURES.get(f).samples("mnist", n, data_root=str(MNIST_ROOT)) for f in ("uniform", "blank")}
-    fails.update(blobs=_noise_blobs(n), untrained=_untrained_generator(n))
+    fails.update(blobs=noise_blobs(n), untrained=untrained_generator(n))
     for name, x in fails.items():
         m = share(x)
         assert m["unreadable_share1k"] >= 0.95, name
