@@ -238,3 +238,64 @@ def test_lpips_absent_line_is_said_once_per_study(monkeypatch, capsys):
         [sys.executable, "-c", code], env={**os.environ, diversity.SAID_ENV: ""}, capture_output=True, text=True
     )
     assert "LPIPS: AlexNet weights" in fresh.stderr  # a process not started by the study still says it
+
+
+@needs_mnist
+def test_readable_means_a_digit_real_digits_read_failures_and_blobs_do_not(data):
+    from benchmark.evaluation.failures import FAILURES
+    from benchmark.evaluation.readable import noise_blobs, untrained_generator
+
+    tr, te = data
+    n = 1000
+    pick = lambda d: d.images[torch.randperm(len(d), generator=torch.Generator().manual_seed(1))[:n]]  # noqa: E731
+    share = lambda x: evaluate_samples(x, None, "mnist", ["coverage"], data_root=str(MNIST_ROOT))["metrics"]  # noqa: E731
+    for real in (pick(te), pick(tr)):  # the calibration split, and training digits it never saw
+        assert share(real)["unreadable_share1k"] <= 0.01
+    fails = {f: FAILURES.get(f).samples("mnist", n, data_root=str(MNIST_ROOT)) for f in ("uniform", "blank")}
+    fails.update(blobs=noise_blobs(n), untrained=untrained_generator(n))
+    for name, x in fails.items():
+        m = share(x)
+        assert m["unreadable_share1k"] >= 0.95, name
+        assert m["classes_covered_readable1k"] <= 1, name
+
+
+def test_the_cloud_is_the_test_splits_whatever_split_a_score_compares_with(tmp_path):
+    """The readable share's clouds are calibrated on the real TEST digits (CLOUD_SPLIT), also for a score against
+    the training split: class means, shrunk pooled precision and per-class 99.9th-percentile radius recomputed
+    here by hand (numpy) from the embedded 8x8 digits' test split."""
+    import numpy as np
+
+    from benchmark.data import load_dataset
+    from benchmark.evaluation.classifier import load_classifier
+    from benchmark.evaluation.features import classifier_pass
+    from benchmark.evaluation.fidelity import PREFIX
+    from benchmark.evaluation.metrics.context import Context, Options
+
+    assert cov.CLOUD_SPLIT == "test" and cov.CLOUD_RULE.endswith("-test")
+    model, _ = load_classifier("digits")
+
+    def read(split):
+        d = load_dataset("digits", split=split)
+        r = classifier_pass(model, d.images, False, PREFIX + "digits")
+        return r.features.double().numpy(), d.labels.numpy(), r.logits.argmax(1).numpy()
+
+    (f, y, p), (f_tr, y_tr, _) = read("test"), read("train")
+    k, dim = 10, f.shape[1]
+    mean = np.stack([f[y == c].mean(0) for c in range(k)])
+    centred = f - mean[y]
+    s = centred.T @ centred / (len(f) - k)
+    s = 0.5 * s + 0.5 * np.trace(s) / dim * np.eye(dim)
+    prec = np.linalg.inv(s)
+    d = (f - mean[p]) @ prec * (f - mean[p])
+    dist = d.sum(1)
+    radius = np.array([np.quantile(dist[p == c], 0.999) for c in range(k)])
+    train_mean = np.stack([f_tr[y_tr == c].mean(0) for c in range(k)])
+    assert np.abs(train_mean - mean).max() > 1e-3  # the two splits' clouds differ: the check below can tell
+
+    for split in ("train", "test"):
+        for _ in range(2):  # computed, then read back from the cache
+            ctx = Context(torch.zeros(2, 1, 8, 8), None, Options("digits", split=split, cache_root=tmp_path))
+            c = ctx.cloud("classifier")
+            assert np.allclose(c.mean.numpy(), mean, atol=1e-9), split
+            assert np.allclose(c.precision.numpy(), prec, rtol=1e-6, atol=1e-9), split
+            assert np.allclose(c.radius.numpy(), radius, rtol=1e-6), split

@@ -170,15 +170,21 @@ def test_evaluate_matches_torch_fidelitys_whole_path_on_the_same_images(tmp_path
 
 def test_coverage_reads_the_pass_both_evaluators_make_of_the_uint8_images(tmp_path):
     """Coverage and the cross-check from evaluate equal coverage.py applied to each evaluator's logits of the
-    samples read as uint8 images (the images every metric of the set reads), computed here on its own."""
+    samples read as uint8 images (the images every metric of the set reads), computed here on its own; the
+    readable share's cloud test with the primary's class clouds of the real test split, read the same way."""
     x, _ = noisy_digits(seed=1)
     m = evaluate_samples(x, None, "digits", ["coverage"], cache_root=tmp_path)["metrics"]
-    seen = fidelity.to_uint8(x).float() / 127.5 - 1
-    logits = classify(load_classifier("digits")[0], seen)[1]
-    logits2 = classify(load_second("digits")[0], seen)[1]
+    as_read = lambda v: fidelity.to_uint8(v).float() / 127.5 - 1  # noqa: E731
+    primary = load_classifier("digits")[0]
+    feats, logits = classify(primary, as_read(x))
+    logits2 = classify(load_second("digits")[0], as_read(x))[1]
     prior = torch.bincount(load_dataset("digits", split="train").labels, minlength=10).double()
+    te = load_dataset("digits", split="test")
+    test_feats, test_logits = classify(primary, as_read(te.images))
+    cloud = cov.class_cloud(test_feats, te.labels, test_logits.argmax(1), 10)
     c = cov.coverage(logits.argmax(1), logits, prior, 0.1)
-    xc = cov.cross_check(logits, logits2, prior, readable_tau("digits"), readable_tau(second_name("digits")), 0.1)
+    taus = readable_tau("digits"), readable_tau(second_name("digits"))
+    xc = cov.cross_check(logits, logits2, prior, *taus, 0.1, (feats, cloud))
     assert m["classes_covered1k"] == c["covered"] and m["class_kl1k"] == c["kl"]
     assert m["class_entropy1k"] == c["entropy"] and m["mode_score1k"] == c["mode_score"]
     assert m["evaluator_agreement1k"] == xc["agreement"] and m["unreadable_share1k"] == xc["unreadable_share"]

@@ -167,3 +167,31 @@ def test_stacked_modes_of_every_triple_once():
     assert r["modes"] == 1000 and r["kl"] == pytest.approx(0.0, abs=1e-12)
     r = cov.stacked_modes(d[d[:, 1] == 0])  # middle digit always 0: 100 modes
     assert r["modes"] == 100 and r["kl"] == pytest.approx(math.log(10), rel=1e-12)
+
+
+# ---- readable means "a digit": the class clouds of real features -------------------------------------
+
+
+def test_class_cloud_by_hand_mean_shrunk_precision_and_radius():
+    # two classes in 2D, identity-shaped pooled scatter: class 0 at (0, 0), class 1 at (10, 0)
+    f = torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1], [11, 0], [9, 0], [10, 1], [10, -1]])
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    c = cov.class_cloud(f, y, y, 2, shrink=0.5, q=1.0)
+    assert c.mean.tolist() == [[0.0, 0.0], [10.0, 0.0]]
+    # pooled covariance: 4 / (8 - 2) = 2/3 on the diagonal; shrunk halfway to its mean variance: the same
+    assert torch.allclose(c.precision, torch.eye(2, dtype=torch.float64) * 1.5)
+    assert torch.allclose(c.radius, torch.tensor([1.5, 1.5], dtype=torch.float64))  # every real row at 1.5
+    far = torch.tensor([[0.0, 2.0], [0.9, 0.0], [10.0, 0.5], [0.0, 0.0]])
+    assert c.inside(far, torch.tensor([0, 0, 1, 1])).tolist() == [False, True, True, False]
+
+
+def test_cross_check_cloud_turns_a_confident_sample_far_from_its_class_unreadable():
+    f = torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1], [11, 0], [9, 0], [10, 1], [10, -1]])
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    c = cov.class_cloud(f, y, y, 2, shrink=0.5, q=1.0)
+    logits = torch.tensor([[9.0, 0], [9.0, 0], [0, 9.0]])  # all three confidently read
+    feats = torch.tensor([[0.5, 0], [0.0, 5.0], [10.0, 0]])  # the second lies far from class 0's cloud
+    plain = cov.cross_check(logits, logits, torch.ones(2), 0.9, 0.9)
+    assert plain["unreadable_share"] == 0.0
+    r = cov.cross_check(logits, logits, torch.ones(2), 0.9, 0.9, 0.1, (feats, c))
+    assert r["unreadable_share"] == pytest.approx(1 / 3) and r["covered_readable"] == 2

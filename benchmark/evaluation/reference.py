@@ -14,6 +14,10 @@ sums also depend on the subsets drawn, hence on the generated count: one small e
 Entries are written atomically and read with ``torch.load(weights_only=True)`` (tensors, nothing unpickled);
 an entry that does not hold what its name says (another n, another sha256, an old layout) is recomputed.
 
+``cloud`` keeps an evaluator's class clouds of the real test features (``coverage.Cloud``: the readable share's
+second test) beside the test split's whole reference, keyed by the dataset, the evaluator's sha256 and the rule with
+its constants (``coverage.CLOUD_RULE``): ``ganbench-<dataset>-test-cloud-<CLOUD_RULE>-<sha256[:16]>.pt``.
+
 ``facts`` keeps a split's length and the training labels' class counts (``ganbench-<dataset>-facts.json``), so
 that a warm evaluation reads no dataset file at all.
 """
@@ -29,6 +33,7 @@ from torch import Tensor
 
 from benchmark import io
 from benchmark.evaluation import estimators as E
+from benchmark.evaluation.coverage import CLOUD_QUANTILE, CLOUD_RULE, CLOUD_SHRINK, CLOUD_SPLIT, Cloud, class_cloud
 from benchmark.evaluation.features import FeatureSet
 
 LAYOUT = 1  # bump when an entry's contents change meaning
@@ -151,6 +156,27 @@ def reference(
         blob["radii"],
         path,
     )
+
+
+def cloud(
+    dataset: str, sha256: str, num_classes: int, test_reference: Callable[[], Reference], cache_dir: Optional[Path]
+) -> Cloud:
+    """The evaluator's class clouds of the real ``CLOUD_SPLIT`` features: from the cache, else from
+    ``test_reference()`` (the whole split's reference under that evaluator), then cached."""
+    path = cache_dir / f"ganbench-{dataset}-{CLOUD_SPLIT}-cloud-{CLOUD_RULE}-{sha256[:16]}.pt" if cache_dir else None
+    key = {"layout": LAYOUT, "dataset": dataset, "split": CLOUD_SPLIT, "rule": CLOUD_RULE, "sha256": sha256}
+    key.update(shrink=CLOUD_SHRINK, quantile=CLOUD_QUANTILE, classes=num_classes)
+    blob = _load(path) if path is not None else None
+    try:
+        if isinstance(blob, dict) and blob.get("key") == key and blob["radius"].shape == (num_classes,):
+            return Cloud(blob["mean"], blob["precision"], blob["radius"])
+    except (KeyError, AttributeError):
+        pass
+    ref = test_reference()
+    c = class_cloud(ref.read.features, ref.labels, ref.read.logits.argmax(1), num_classes)
+    if path is not None:
+        _save(path, {"key": key, "mean": c.mean, "precision": c.precision, "radius": c.radius})
+    return c
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
   half the classes; 2D: uniform over the data's box, uniform on the ring, the mode centres at 10× the std;
   stacked-mnist: blank and uniform channels, one digit triple repeated), each generated with the failure seed.
   Computed once, never from a study's generator, and cached under ``<results>/reference/`` keyed by dataset,
-  split and its reference subset rule (``evaluation.reference.SUBSET``), N, metrics and the evaluator's sha256 (and the failure's name, version and seed).
+  split and its reference subset rule (``evaluation.reference.SUBSET``), N, metrics (with the readable rule ``coverage.CLOUD_RULE`` when coverage is one), the evaluator's sha256 (and the failure's name, version and seed).
 * **Regenerated samples** (``scatter_panels``): the toy2d scatter draws the very samples a record scored: the
   stored generator of that step, sampled again with the record's generation seed and count
   (``rundir.generate`` is seeded), cut to the scoring protocol's first N.
@@ -24,6 +24,7 @@ from benchmark import io, rundir
 from benchmark.data import load_dataset
 from benchmark.errors import UserError
 from benchmark.evaluation import failures
+from benchmark.evaluation.coverage import CLOUD_RULE
 from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, samples_needed
 from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES as MIXTURE_PROTOCOL_SAMPLES
 from benchmark.evaluation.reference import SUBSET
@@ -67,7 +68,8 @@ def levels(
                 continue
             ev = evaluator_info(ds, "classifier", metrics)
             sha = str(ev.get("sha256") or ev.get("name") or "none")[:16]
-            tag = f"{split}-{SUBSET}_n{n}_{'-'.join(sorted(metrics))}_{sha}.json"
+            rule = f"_{CLOUD_RULE}" if "coverage" in metrics else ""  # the readable share's rule moves its rows
+            tag = f"{split}-{SUBSET}_n{n}_{'-'.join(sorted(metrics))}{rule}_{sha}.json"
             need = samples_needed(ds, metrics, n)
 
             def real(ds: str = ds, need: int = need) -> Tensor:

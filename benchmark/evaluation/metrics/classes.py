@@ -17,7 +17,17 @@ import math
 from typing import List, Tuple
 
 from benchmark.evaluation import estimators as E
-from benchmark.evaluation.coverage import EVALUATOR_DEPENDENT, TV_BOUND, coverage, cross_check, label_agreement
+from benchmark.evaluation.coverage import (
+    CLOUD_QUANTILE,
+    CLOUD_RULE,
+    CLOUD_SHRINK,
+    CLOUD_SPLIT,
+    EVALUATOR_DEPENDENT,
+    TV_BOUND,
+    coverage,
+    cross_check,
+    label_agreement,
+)
 from benchmark.evaluation.metrics.context import Context
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
 from benchmark.evaluation.scores import CLASSES, higher, lower, neutral
@@ -46,17 +56,18 @@ def _image_min(ctx: Context) -> int:
     ),
 )
 def _coverage(ctx: Context) -> Tuple[Scores, Details]:
-    _, logits = ctx.gen_outputs
+    feats, logits = ctx.gen_outputs
     c = coverage(logits.argmax(1), logits, ctx.train_prior, COVERAGE_THRESHOLD)
     _, logits2 = ctx.gen_outputs_second
     tau, tau2 = ctx.readable_taus
-    x = cross_check(logits, logits2, ctx.train_prior, tau, tau2, COVERAGE_THRESHOLD)
+    x = cross_check(logits, logits2, ctx.train_prior, tau, tau2, COVERAGE_THRESHOLD, (feats, ctx.cloud("classifier")))
     t = ctx.t
     details: Details = {
         f"class_hist{t}": c["hist"],
         "coverage_threshold": COVERAGE_THRESHOLD,
         f"class_hist_second{t}": x["hist_second"],
         "readable_tau": [tau, tau2],
+        "readable_rule": {"rule": CLOUD_RULE, "split": CLOUD_SPLIT, "shrink": CLOUD_SHRINK, "quantile": CLOUD_QUANTILE},
         "evaluator_tv_bound": TV_BOUND,
         "evaluator_dependent": x["evaluator_dependent"],
     }

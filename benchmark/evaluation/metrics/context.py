@@ -24,10 +24,11 @@ from torch import Tensor
 
 from benchmark.data import dataset_info, load_dataset
 from benchmark.evaluation.classifier import cached_sha256, load_classifier, load_second, readable_tau, second_name
+from benchmark.evaluation.coverage import CLOUD_SPLIT, Cloud
 from benchmark.evaluation.features import FeatureSet, classifier_pass, inception_pass
 from benchmark.evaluation.fidelity import INCEPTION, PREFIX, cache_root, inception_weights
 from benchmark.evaluation.metrics.registry import family
-from benchmark.evaluation.reference import Reference, class_counts, fact, reference_rows
+from benchmark.evaluation.reference import Reference, class_counts, cloud, fact, reference_rows
 from benchmark.evaluation.reference import reference as load_reference
 from benchmark.evaluation.scores import score_spec, tag
 
@@ -191,6 +192,23 @@ class Context:
     @cached_property
     def readable_taus(self) -> Tuple[float, float]:
         return readable_tau(self.dataset), readable_tau(second_name(self.dataset))
+
+    def cloud(self, evaluator: str) -> Cloud:
+        """``evaluator``'s class clouds of the whole real test split (the readable share), cached with its reference."""
+
+        def compute() -> Cloud:
+            read, sha = self._reader(evaluator)
+
+            def test_reference() -> Reference:
+                test = self.real_dataset(CLOUD_SPLIT)
+                n = len(test)
+                images = lambda: read(test.images.cpu())  # noqa: E731  (reference_rows: the whole split, in order)
+                labels = lambda: test.labels.cpu()  # noqa: E731
+                return load_reference(self.dataset, CLOUD_SPLIT, n, sha, images, labels, self.cache_dir)
+
+            return cloud(self.dataset, sha, self.num_classes, test_reference, self.cache_dir)
+
+        return self.shared(f"cloud/{evaluator}", compute)
 
     @property
     def real_outputs(self) -> Tuple[Tensor, Tensor]:
