@@ -100,6 +100,25 @@ def refused(capsys, argv, *needles, tree=None):
     return err
 
 
+# the smallest training run: ring8, toy models, 2 steps, one checkpoint (the argv of `ganbench train`, --out to add)
+TINY = [
+    "train",
+    "--dataset",
+    "ring8",
+    "--model",
+    "toy",
+    "--steps",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--batch-size",
+    "16",
+    "--device",
+    "cpu",
+    "--quiet",
+]
+
+
 @contextmanager
 def unprivileged():
     """Act as an ordinary user: root ignores file modes, so a root test run drops to 'nobody' (uid 65534) for a

@@ -20,24 +20,7 @@ from hypothesis import strategies as st
 
 from benchmark import paths
 from benchmark.errors import UserError
-from helpers import fake_statvfs, refused, shared_folder, snapshot, unprivileged
-
-TINY = [
-    "train",
-    "--dataset",
-    "ring8",
-    "--model",
-    "toy",
-    "--steps",
-    "2",
-    "--checkpoint-every",
-    "2",
-    "--batch-size",
-    "16",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+from helpers import TINY, fake_statvfs, refused, shared_folder, snapshot, unprivileged
 
 
 @pytest.fixture

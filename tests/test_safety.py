@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import tempfile
 import typing
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +22,9 @@ from benchmark import io
 from benchmark.cli import main
 from benchmark.config import LIMITS, TrainConfig, coerce, make_config, parse_set
 from benchmark.errors import UserError
-from helpers import one_line_error
+from helpers import TINY, one_line_error, unprivileged
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "train",
-    "--dataset",
-    "ring8",
-    "--model",
-    "toy",
-    "--steps",
-    "2",
-    "--checkpoint-every",
-    "2",
-    "--batch-size",
-    "16",
-    "--device",
-    "cpu",
-    "--quiet",
-]
 
 
 def _is_float_field(tp) -> bool:
@@ -197,21 +180,6 @@ def test_every_limit_is_in_the_help_and_the_edges_are_accepted():
 
 
 # ---- paths ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def unprivileged():
-    """Act as an ordinary user: root ignores file modes, so a root test run drops to 'nobody' for a moment."""
-    if os.geteuid() != 0:
-        yield
-        return
-    os.setegid(65534)
-    os.seteuid(65534)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-        os.setegid(0)
 
 
 @pytest.fixture
