@@ -50,8 +50,9 @@ def digits_features():
 # KID
 
 
+@pytest.mark.parametrize("method", ["subsets", "whole"])
 @pytest.mark.parametrize("n1,n2,d,size", [(3000, 2500, 64, 1000), (1200, 297, 576, 297)])
-def test_kid_agrees_with_torch_fidelity_far_inside_its_subset_noise(n1, n2, d, size, digits_features):
+def test_kid_agrees_with_torch_fidelity_far_inside_its_subset_noise(n1, n2, d, size, method, digits_features):
     """The same subsets (RandomState(2020), generated then real) and the same unbiased estimator: the two differ
     by float rounding only. Tolerance: 1 % of the subset noise kid_std / sqrt(100), 100 times tighter than the
     noise itself; subsets drawn with any other seed move the mean by about that noise and fail it."""
@@ -60,7 +61,7 @@ def test_kid_agrees_with_torch_fidelity_far_inside_its_subset_noise(n1, n2, d, s
         f1 = f1[:n1]
     else:
         f1, f2 = synthetic(n1, d, 0), synthetic(n2, d, 1, shift=0.1)
-    ours = E.kid(f1, f2, size=size)
+    ours = E.kid(f1, f2, size=size, method=method)
     theirs = tf_kid(f1, f2, size)
     noise = theirs[1] / math.sqrt(E.KID_SUBSETS)
     assert abs(ours[0] - theirs[0]) <= 0.01 * noise, (ours, theirs)
@@ -79,6 +80,15 @@ def test_kid_known_answers_same_distribution_near_zero_shifted_one_far():
     assert abs(same_mean) < 0.5 * same_std
     shifted_mean, _ = E.kid(f, synthetic(5000, 32, 6, shift=0.1))
     assert shifted_mean > 10 * same_std
+
+
+def test_kid_takes_the_whole_kernels_where_they_cost_fewer_products():
+    """5,000 against 5,000 (the quick studies' count): the whole matrices are 4x fewer products than 100 subsets
+    of 1,000; at 10,000 against 10,000 they are not fewer, and the subsets' batched products stay."""
+    assert E._whole_kernels_cheaper(5000, 5000, 1000, 100)
+    assert not E._whole_kernels_cheaper(10_000, 10_000, 1000, 100)
+    with pytest.raises(ValueError, match="method"):
+        E.kid(synthetic(200, 8, 0), synthetic(200, 8, 1), method="fast")
 
 
 def test_kid_real_sums_passed_in_give_the_same_estimate():
