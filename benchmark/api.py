@@ -32,7 +32,7 @@ from benchmark.evaluation.runs import DEFAULT_SAMPLES, check_num_samples, evalua
 from benchmark.evaluation.samples import load_samples
 from benchmark.study import records as study_records
 from benchmark.study import runner, store
-from benchmark.study.cli import _spec_path  # the CLI's lookup: a path, or a name in ./studies
+from benchmark.study.cli import _committed, _spec_path  # the CLI's lookups: a spec, its committed registration
 from benchmark.study.report import build_report
 from benchmark.study.spec import StudySpec, load_spec
 from benchmark.train import train as _train
@@ -108,9 +108,12 @@ def run_study(
     """Run the study (a spec path, the name of one in ./studies, or a loaded ``StudySpec``) at ``preset`` and
     write its report; returns the report folder. Failed trials warn (the report shows them); none finished
     raises UserError."""
+    committed = None
     if not isinstance(spec, StudySpec):
-        spec = load_spec(_spec_path(spec), preset)
-    res = runner.run_study(spec, root=results, workers=workers or 2, progress=False, report=True)
+        path = _spec_path(spec)
+        spec = load_spec(path, preset)
+        committed = _committed(path, spec)
+    res = runner.run_study(spec, root=results, workers=workers or 2, progress=False, report=True, committed=committed)
     ok = len(res["results"]) - len(res["failed"])
     if not ok:
         first = res["failed"][0]["error"] if res["failed"] else "no trials"

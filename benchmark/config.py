@@ -29,6 +29,7 @@ DEVICE_RE = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # a device ganbench can 
 CRITIC_NORMS = ("none", "batch", "layer", "instance")
 GP_MODES = ("two-sided", "one-sided")
 COND_MODES = ("concat", "projection")
+LR_DECAYS = ("none", "linear")
 LABEL_SCALES = ("one", "sqrt-z")  # the factor on G's one-hot label: 1, or sqrt(z_dim) (models.label_factor)
 
 # Conditional objectives are just names for (objective, conditional=True).
@@ -71,6 +72,7 @@ class TrainConfig:
     beta1_d: Optional[float] = None
     beta2_d: Optional[float] = None
     optimizer: Optional[str] = None  # adam | rmsprop
+    lr_decay: str = "none"  # none | linear: both learning rates fall linearly to 0 at the last step
 
     # --- objective parameters --------------------------------------------------------------------
     gp_lambda: float = 10.0  # weight of the gradient penalty (wgan-gp)
@@ -479,6 +481,7 @@ def check(cfg: TrainConfig) -> None:
     _choice("critic_norm", cfg.critic_norm, CRITIC_NORMS)
     _choice("gp_mode", cfg.gp_mode, GP_MODES)
     _choice("cond_mode", cfg.cond_mode, COND_MODES)
+    _choice("lr_decay", cfg.lr_decay, LR_DECAYS)
     _choice("label_scale", cfg.label_scale, LABEL_SCALES)
     if cfg.optimizer is not None:
         _choice("optimizer", cfg.optimizer, ("adam", "rmsprop"))
@@ -548,7 +551,7 @@ NON_SEMANTIC = ("data_root", "download", "num_threads", "log_flush_every")
 
 # Keys added after runs were stored, each with the value that gives those runs' numbers. At that value a key is
 # left out of the semantic dict, so every earlier run keeps its trial key, checkpoint hash and baseline key.
-ADDED_LATER: Dict[str, Any] = {"label_scale": "one"}
+ADDED_LATER: Dict[str, Any] = {"label_scale": "one", "lr_decay": "none"}
 
 
 def semantic_dict(cfg: TrainConfig) -> Dict[str, Any]:

@@ -315,6 +315,10 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
         sigma = cfg.instance_noise * (1.0 - step / cfg.steps)  # instance noise, annealed to 0
+        if cfg.lr_decay == "linear":  # a function of the step alone: a resumed run sets the same rates
+            for opt, lr in ((run.opt_g, cfg.lr_g), (run.opt_d, cfg.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * (1.0 - step / cfg.steps)
         d_losses, gps, wdists, norms = [], [], [], None
 
         # ---- critic: n_critic steps on fresh real and fake batches ---------------------------------

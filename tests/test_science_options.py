@@ -57,6 +57,7 @@ CHANGES = {
     "n_critic": ({}, 2),
     "lr_g": ({}, 1e-3),
     "lr_d": ({}, 1e-3),
+    "lr_decay": ({}, "linear"),
     "beta1_g": ({}, 0.9),
     "beta2_g": ({}, 0.5),
     "beta1_d": ({}, 0.9),

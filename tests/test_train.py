@@ -175,6 +175,18 @@ def _cli(*args):
     return [sys.executable, "-m", "benchmark", *args]
 
 
+def test_linear_lr_decay_sets_each_step_s_rate_to_lr_times_one_minus_s_over_steps(tmp_path):
+    """Step s (0-based) of S trains at lr (1 - s/S): the last of 4 steps at a quarter of each rate, in both
+    optimisers' saved state; without the key the rates stay as set."""
+    base = {**TOY, "steps": 4, "lr_g": 1e-3, "lr_d": 4e-4}
+    train(make_config({**base, "lr_decay": "linear"}), tmp_path / "decay", progress=False)
+    train(make_config(base), tmp_path / "flat", progress=False)
+    for name, factor in (("decay", 0.25), ("flat", 1.0)):
+        ck = _state(tmp_path / name / "checkpoints" / "last.pt")
+        for opt, lr in (("opt_g", 1e-3), ("opt_d", 4e-4)):
+            assert ck[opt]["param_groups"][0]["lr"] == pytest.approx(lr * factor, rel=1e-12), (name, opt)
+
+
 def test_kill_and_resume_is_bit_identical(tmp_path):
     args = [
         "train",
@@ -200,6 +212,8 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
         "3",
         "--instance-noise",
         "0.1",
+        "--lr-decay",
+        "linear",  # step-dependent rates: a resumed run must set the same ones
         "--quiet",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -13,6 +13,7 @@ datasets on one axis (``test_each_dataset_gets_panels_of_its_own``).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import replace
 
@@ -330,6 +331,42 @@ def test_a_study_first_run_before_registration_registers_late(tmp_path):
     store.registration_path(root, "regtest", "").unlink()
     page = (build_report("regtest", None, root=root, out_root=tmp_path / "rep") / "README.md").read_text()
     assert "**Not registered**" in page and "| not registered |" in page
+
+
+def test_a_registration_committed_before_any_run_is_the_one_the_page_compares_with(tmp_path, capsys):
+    """`study register` writes studies/registered/<name>-<preset>.json beside the spec, before any result; `study
+    run` takes it as the store's registration (its time and commit, not the run's), so a claim edited after
+    registering shows as amended; a second register is refused, and so is a tampered file (before any trial)."""
+    from benchmark.cli import main
+    from helpers import refused
+
+    spec = {**SMOKE, "presets": {"smoke": {}}}
+    path = tmp_path / "studies" / "regtest.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["study", "register", str(path), "--preset", "smoke"]) == 0
+    committed = tmp_path / "studies" / "registered" / "regtest-smoke.json"
+    first = json.loads(committed.read_text())
+    assert [c["claim"] for c in first["claims"]] == ["λ = 10 covers more modes", "λ = 0 is worse on hq"]
+    assert first["trials"] == 2 and first["trials_run_before"] == 0
+    refused(capsys, ["study", "register", str(path), "--preset", "smoke"], "never rewritten", tree=path.parent)
+
+    amended = {**spec, "report": {**spec["report"], "claims": [{**SMOKE["report"]["claims"][0], "expect": "worse"}]}}
+    path.write_text(yaml.safe_dump(amended))
+    root, rep = tmp_path / "res", tmp_path / "rep"
+    argv = ["study", "run", str(path), "--preset", "smoke", "--workers", "1", "--results", str(root)]
+    assert main([*argv, "--reports", str(rep), "--quiet"]) == 0
+    reg = store.read_registration(root, "regtest", "smoke")
+    assert reg["registered"] == first["registered"] and reg["sha256"] == first["sha256"]
+    page = (rep / "regtest" / "README.md").read_text()
+    assert "expect: better → worse" in page and "**amended after its trials ran**" in page
+
+    tampered = {**first, "claims": [{**first["claims"][0], "claim": "λ = 10 is better"}]}
+    committed.write_text(json.dumps(tampered))
+    fresh = tmp_path / "res2"
+    capsys.readouterr()
+    refused(capsys, [*argv[:-1], str(fresh), "--no-report"], "sha256", "restore it from git")
+    assert not fresh.exists()  # refused before anything was written
 
 
 # ------------------------------------------------------------------------------------------------

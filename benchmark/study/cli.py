@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from benchmark import io
 from benchmark.errors import UserError, quote
 from benchmark.paths import check_input_dir, check_name, check_output_dir
+from benchmark.study import registration
 from benchmark.study.report import build_report
-from benchmark.study.runner import MAX_WORKERS, run_study, status
+from benchmark.study.runner import MAX_WORKERS, run_study, status, trials
 from benchmark.study.spec import load_spec
 from benchmark.study.store import check_study_name, results_root
 
@@ -50,10 +52,34 @@ def _check_reports(reports: str, name: str) -> None:
     check_output_dir(Path(reports) / name, f"--reports {quote(reports)}: the study's folder")
 
 
+def _committed(path: Path, spec) -> Optional[dict]:
+    """The registration committed beside the spec (checked), or None when there is none."""
+    p = registration.committed_path(path, spec.name, spec.preset)
+    return registration.check_committed(io.read_json(p), spec, p) if p.exists() else None
+
+
+def _cmd_register(args: argparse.Namespace) -> int:
+    path = _spec_path(args.spec)
+    spec = load_spec(path, args.preset)
+    p = registration.committed_path(path, spec.name, spec.preset)
+    if p.exists():
+        raise UserError(
+            f"{quote(str(p))} exists: a registration is made once and never rewritten (a claim changed since shows "
+            "on the page as amended); to start over, remove it and commit that too"
+        )
+    check_output_dir(p.parent, "the registrations folder")
+    n = len(registration.record(spec)["claims"])
+    io.write_json(p, registration.record(spec, 0, len(trials(spec))))
+    print(f"registered {n} claims of {spec.name} [{spec.preset or 'default'}]: {p} (commit it before the first run)")
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= MAX_WORKERS:
         raise UserError(f"--workers must be an integer in [1, {MAX_WORKERS}], got {args.workers}")
-    spec = load_spec(_spec_path(args.spec), args.preset)
+    path = _spec_path(args.spec)
+    spec = load_spec(path, args.preset)
+    committed = _committed(path, spec)
     _check_results(args.results, write=True)
     if not args.no_report:
         _check_reports(args.reports, spec.name)
@@ -66,6 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         progress=not args.quiet,
         report=not args.no_report,
+        committed=committed,
     )
     ok = len(res["results"]) - len(res["failed"])
     print(
@@ -130,6 +157,13 @@ def add_parsers(sub) -> None:
     r.add_argument("--no-report", action="store_true", help="skip the report stage")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run)
+    g = ss.add_parser(
+        "register",
+        help="fix the claims, seeds and budget before any run: studies/registered/NAME-PRESET.json, to commit",
+    )
+    g.add_argument("spec", help="studies/NAME.yaml (or NAME)")
+    g.add_argument("--preset", default="quick", help="smoke | quick | paper (default quick)")
+    g.set_defaults(func=_cmd_register)
     s = ss.add_parser("status", help="what is finished, running, partial, failed or missing")
     s.add_argument("spec")
     s.add_argument("--preset", default="quick")

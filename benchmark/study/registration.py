@@ -7,6 +7,11 @@ once, never overwritten): each claim as decided (``FIELDS``, the default test re
 the study's trials that had already trained when it was written (a study first run before registration
 existed registers late, and its page says so).
 
+A registration can also be made ahead of any run and committed beside the spec (``ganbench study register
+SPEC --preset P`` writes ``studies/registered/<name>-<preset>.json``, ``committed_path``): the claims and seeds are
+then fixed in git history before a result exists, and ``study run`` takes that file as the store's
+registration (``check_committed`` first: the study, the preset and the sha256 of its own contents must hold).
+
 ``compare(registered, spec, claims)`` is the page's view of it. What counts as a change of a claim: any of
 ``FIELDS`` (its statement, score, arm, the arms it is compared with (as a set), the expected direction, where
 it is read (``at``), value or spread (``of``), its test, and ``by_construction``); a ``note`` is commentary and
@@ -23,9 +28,11 @@ import datetime as _dt
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from benchmark import io
+from benchmark.errors import UserError, quote
 from benchmark.study.claims import Claim, check_claims
 from benchmark.study.schema import StudySpec
 
@@ -88,6 +95,35 @@ def record(spec: StudySpec, trials_run_before: int = 0, trials: int = 0) -> Dict
         "trials_run_before": trials_run_before,
         "sha256": digest(claims, study),
     }
+
+
+COMMITTED_DIR = "registered"  # beside the spec: studies/registered/<name>-<preset>.json
+
+
+def committed_path(spec_path: Path, name: str, preset: str) -> Path:
+    """Where a registration made ahead of the runs is committed: beside the spec, in ``registered/``."""
+    return Path(spec_path).parent / COMMITTED_DIR / f"{name}-{preset or 'default'}.json"
+
+
+def check_committed(blob: Any, spec: StudySpec, path: Path) -> Dict[str, Any]:
+    """A committed registration as read from ``path``: refused in one line unless it is one of this study at this
+    preset whose sha256 is that of its own claims, seeds and budget (a hand-edited file would pass off new claims
+    as registered ones)."""
+    fix = "restore it from git (`git checkout -- FILE`), or remove it to register when the first trial starts"
+    if not isinstance(blob, dict) or not isinstance(blob.get("claims"), list):
+        raise UserError(f"{quote(str(path))} is not a registration (no list of claims); {fix}")
+    if blob.get("study") != spec.name or blob.get("preset") != (spec.preset or ""):
+        raise UserError(
+            f"{quote(str(path))} registers study {blob.get('study')!r} at preset {blob.get('preset')!r}, "
+            f"not {spec.name!r} at {spec.preset!r}; {fix}"
+        )
+    try:
+        ok = blob.get("sha256") == digest(blob["claims"], blob)
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise UserError(f"{quote(str(path))}: its sha256 is not that of its claims, seeds and budget; {fix}")
+    return blob
 
 
 @dataclass(frozen=True)

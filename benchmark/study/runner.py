@@ -246,14 +246,18 @@ def write_index(spec: StudySpec, root: Path, items: List[Dict[str, Any]], argv: 
     return store.write_index(root, spec.name, spec.preset, index)
 
 
-def register(spec: StudySpec, root: Path, items: List[Dict[str, Any]]) -> bool:
+def register(
+    spec: StudySpec, root: Path, items: List[Dict[str, Any]], committed: Optional[Dict[str, Any]] = None
+) -> bool:
     """Register the study's claims, seeds and budget before its first trial starts (``store.register``: once,
-    never overwritten); counts the trials that had already trained (a study first run before registration)."""
+    never overwritten); counts the trials that had already trained (a study first run before registration).
+    ``committed``: a registration made ahead and committed beside the spec (checked), taken as it is."""
     kind = KINDS.get(spec.kind)
     if store.registration_path(root, spec.name, spec.preset).exists():
         return False
     before = sum(kind.status(Path(it["dir"]), it) != "missing" for it in items)
-    return store.register(root, spec.name, spec.preset, registration.record(spec, before, len(items)))
+    rec = {**committed, "trials_run_before": before} if committed else registration.record(spec, before, len(items))
+    return store.register(root, spec.name, spec.preset, rec)
 
 
 def run_study(
@@ -267,9 +271,11 @@ def run_study(
     threads_per_worker: int = 1,
     ship: Optional[bool] = None,
     report: bool = False,
+    committed: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Run every trial not yet finished; returns {results: [...], failed: [...], items: [...]}.
 
+    ``committed``: the registration committed beside the spec (``registration.check_committed``), if any.
     ``report``: a report follows, so the trials also score what its figures read (the t-SNE panels).
     ``ship`` (default: with ``scheduler``): trials run in a temporary folder on their worker and their files
     are sent back and installed here, so the workers need not share the results folder.
@@ -293,7 +299,7 @@ def run_study(
         it["threads"] = threads_per_worker
     client = _connect(scheduler) if executor == "dask" and scheduler else None  # nothing is written before it answers
     write_index(spec, root, items)
-    register(spec, root, items)
+    register(spec, root, items, committed)
 
     bar = tqdm(
         total=len(items),
