@@ -190,3 +190,27 @@ def test_vendi_class_is_one_for_one_image_per_class_and_below_vendi_for_real(mni
     real = mnist_scores["real"]
     assert 1.0 < real["vendi_class2k"] < real["vendi2k"]  # within a class fewer distinct digits than overall
     assert "vendi_class2k" not in mnist_scores["half"]  # no labels: no within-class score
+
+
+@needs_mnist
+def test_vendi_within_the_predicted_class_for_any_generator_with_the_real_level_beside_it(
+    mnist, mnist_scores, tmp_path
+):
+    """vendi_pred: the mean Vendi within the evaluator's predicted classes, labels or not (the one image repeated:
+    1); real training digits reach the real test digits' level (vendi_pred_real, the same rule on the reference)
+    within 10 %; and it is vendi_score's within each predicted class, by hand."""
+    one, real, half = (mnist_scores[k] for k in ("one", "real", "half"))
+    assert one["vendi_pred2k"] == pytest.approx(1.0, abs=1e-6)
+    assert "vendi_pred2k" in half
+    assert real["vendi_pred2k"] == pytest.approx(real["vendi_pred_real2k_test"], rel=0.1)
+    assert real["vendi_pred2k"] > 2 * one["vendi_pred2k"]
+    x, _ = mnist["half"]
+    ctx = _ctx(x[:600], None, tmp_path)
+    s, _ = score(ctx, ["vendi"])
+    f, pred = ctx.features().features.double().numpy(), ctx.features().logits.argmax(1).numpy()
+    per = [vendi_score.score_X(f[pred == c]) for c in range(10) if (pred == c).sum() >= 2]
+    assert s["vendi_pred600"] == pytest.approx(sum(per) / len(per), rel=1e-9)
+    ref = ctx.reference()
+    rf, rp = ref.read.features.double().numpy(), ref.read.logits.argmax(1).numpy()
+    per_real = [vendi_score.score_X(rf[rp == c]) for c in range(10) if (rp == c).sum() >= 2]
+    assert s["vendi_pred_real600_test"] == pytest.approx(sum(per_real) / len(per_real), rel=1e-9)
