@@ -108,6 +108,22 @@ def test_declared_directions_and_opt_in():
         assert not {"dc", "vendi"} & set(default_metrics(ds, conditional=True, run=True))
 
 
+def test_default_in_a_metric_list_is_each_arms_own_defaults_then_the_rest():
+    """`metrics: [default, dc, vendi]` in a study: a conditional arm's defaults keep its label metrics, an
+    unconditional arm's leave them out (they would be refused there), and the opt-in metrics follow."""
+    from benchmark.evaluation.metrics.checks import resolve_metrics
+
+    for cond in (True, False):
+        got = resolve_metrics("mnist", ["default", "dc", "vendi"], conditional=cond, run=True)
+        assert got == default_metrics("mnist", conditional=cond, run=True) + ["dc", "vendi"]
+    assert ("conditional" in resolve_metrics("mnist", ["default"], True, True)) and (
+        "conditional" not in resolve_metrics("mnist", ["default"], False, True)
+    )
+    assert resolve_metrics("mnist", ["fid", "default"], False, True)[0] == "fid"  # in its place, no repeats
+    with pytest.raises(UserError, match="needs class labels"):
+        resolve_metrics("mnist", ["conditional"], conditional=False, run=True)
+
+
 def test_vendi_does_not_apply_to_points():
     with pytest.raises(UserError, match="does not apply"):
         evaluate_samples(torch.zeros(100, 2), None, "ring8", ["vendi"])

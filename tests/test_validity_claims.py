@@ -256,7 +256,7 @@ def test_a_registration_is_written_once(tmp_path):
     before = p.read_bytes()
     assert not store.register(tmp_path, "s", "quick", {"claims": [2]}) and p.read_bytes() == before
     assert store.read_registration(tmp_path, "s", "quick") == {"claims": [1]}
-    assert store.read_registration(tmp_path, "s", "paper") is None
+    assert store.read_registration(tmp_path, "s", "long") is None
     assert p.parent.name == store.REGISTERED_DIR and p.parent.parent.name == store.STUDIES_DIR
 
 

@@ -330,7 +330,10 @@ def add_parsers(sub) -> None:
     )
     e.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a 'ganbench train' run directory")
     e.add_argument("--step", action="append", metavar="N", help="checkpoint step(s) to score (default: all)")
-    e.add_argument("--metrics", help=f"comma-separated; default by dataset kind. Known: {', '.join(METRICS.names())}")
+    e.add_argument(
+        "--metrics",
+        help=f"comma-separated; default by dataset kind ('default' names those: default,dc adds dc). Known: {', '.join(METRICS.names())}",
+    )
     e.add_argument(
         "--num-samples",
         type=int,

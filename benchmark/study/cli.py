@@ -142,7 +142,7 @@ def add_parsers(sub) -> None:
     ss.required = True
     r = ss.add_parser("run", help="train and score every trial not yet finished, then write the report")
     r.add_argument("spec", help="studies/NAME.yaml (or NAME)")
-    r.add_argument("--preset", default="quick", help="smoke | quick | paper (default quick)")
+    r.add_argument("--preset", default="quick", help="smoke | quick | long (default quick)")
     r.add_argument("--workers", type=int, default=2, help="parallel trials, one torch thread each (default 2)")
     r.add_argument("--executor", default="local", help="local (process pool) | dask")
     r.add_argument(
@@ -162,7 +162,7 @@ def add_parsers(sub) -> None:
         help="fix the claims, seeds and budget before any run: studies/registered/NAME-PRESET.json, to commit",
     )
     g.add_argument("spec", help="studies/NAME.yaml (or NAME)")
-    g.add_argument("--preset", default="quick", help="smoke | quick | paper (default quick)")
+    g.add_argument("--preset", default="quick", help="smoke | quick | long (default quick)")
     g.set_defaults(func=_cmd_register)
     s = ss.add_parser("status", help="what is finished, running, partial, failed or missing")
     s.add_argument("spec")

@@ -12,7 +12,7 @@
     metrics: null                                            # null: the dataset's defaults
     num_samples: 10000
     params: {}                                               # the kind's typed parameters (parallel-lines)
-    presets: {smoke: {...}, quick: {...}, paper: {...}}      # overrides of any key above
+    presets: {smoke: {...}, quick: {...}, long: {...}}      # overrides of any key above
 
 A preset's ``base``, ``params`` and ``report`` are merged into the study's; every other key it names replaces
 the study's. The spec is checked whole before anything runs (every trial's config, the metrics against each
@@ -36,7 +36,7 @@ from benchmark.study.kinds import KINDS
 from benchmark.study.schema import RETIRED_KEYS, Budget, StudySpec, Trial, check_number, report_spec
 from benchmark.study.store import check_preset_name, check_study_name
 
-PRESETS = ("smoke", "quick", "paper")
+PRESETS = ("smoke", "quick", "long")  # long: a fraction of the cited paper's budget, stated in each spec
 MAX_SEEDS = 1000
 NUM_SAMPLES = Limit(2, MAX_SAMPLES)  # generated samples per evaluation (the same bound as `ganbench evaluate`)
 

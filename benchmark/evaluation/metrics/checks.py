@@ -10,7 +10,7 @@ from torch import Tensor
 
 from benchmark.data import dataset_info
 from benchmark.errors import UserError
-from benchmark.evaluation.metrics.registry import METRICS, Metric, default_metrics, family, parse_metrics
+from benchmark.evaluation.metrics.registry import DEFAULT, METRICS, Metric, default_metrics, family, parse_metrics
 
 
 def check_samples(x: Any, y: Any, dataset: str, what: str = "samples") -> Tuple[Tensor, Optional[Tensor]]:
@@ -83,11 +83,16 @@ def _check_labels(y: Any, n: int, num_classes: int, dataset: str, what: str) -> 
 
 
 def resolve_metrics(dataset: str, metrics: Optional[Sequence[str]], conditional: bool, run: bool = False) -> List[str]:
-    """Defaults for the dataset, or the given names checked against it."""
+    """Defaults for the dataset, or the given names checked against it (``default`` among them: the defaults,
+    in their place: ``[default, dc]`` is a conditional arm's defaults with its label metrics, then dc)."""
     if metrics is None:
         return default_metrics(dataset, conditional, run)
     fam = family(dataset)
-    out = parse_metrics(list(metrics)) or []
+    out: List[str] = []
+    for m in parse_metrics(list(metrics)) or []:
+        for name in default_metrics(dataset, conditional, run) if m == DEFAULT else [m]:
+            if name not in out:
+                out.append(name)
     for m in out:
         spec: Metric = METRICS.get(m)
         if fam not in spec.families:

@@ -85,8 +85,12 @@ def default_metrics(dataset: str, conditional: bool = False, run: bool = False) 
     return out
 
 
+DEFAULT = "default"  # in a metric list: the dataset's default metrics (per trial: a conditional arm's include its own)
+
+
 def parse_metrics(spec: Optional[str | Sequence[str]]) -> Optional[List[str]]:
-    """'fid,kid' or ['fid', 'kid'] -> checked, de-duplicated list; None stays None (defaults)."""
+    """'fid,kid' or ['fid', 'kid'] -> checked, de-duplicated list; None stays None (defaults). ``default`` stands
+    for the dataset's defaults, expanded where the dataset is known (``checks.resolve_metrics``)."""
     if spec is None:
         return None
     items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -94,7 +98,8 @@ def parse_metrics(spec: Optional[str | Sequence[str]]) -> Optional[List[str]]:
     for m in (s.strip() for s in items):
         if not m:
             continue
-        METRICS.get(m)
+        if m != DEFAULT:
+            METRICS.get(m)
         if m not in out:
             out.append(m)
     if not out:
