@@ -394,6 +394,8 @@ def test_shipped_study_claims_are_valid():
             continue
         arms = list(dict.fromkeys(t.variant for t in trials(load_spec(p))))  # arm names as the runner makes them
         n += len(C.check_claims(raw.get("report") or {}, str(p), arms=arms))
+        for preset in raw.get("presets") or {}:  # each preset's own arms and claims (load_spec checks them)
+            assert trials(load_spec(p, preset)), (p.name, preset)
     assert n >= 15
 
 
