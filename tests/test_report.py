@@ -766,3 +766,22 @@ def test_one_number_format_and_one_nonfinite_text():
         tolerance([1.0, math.inf, 2.0], 1.0, "fid10k_test")[1]["note"] == f"non-finite on {of_seeds(1, 3)}: not gated"
     )
     assert of_seeds(1, 3) == "1 of 3 seeds"
+
+
+def test_a_study_asking_for_default_and_more_reads_the_records_that_hold_both():
+    """`metrics: [default, dc]`: a record scored with the dataset's defaults (a conditional arm's with its label
+    metrics) and dc is the study's; one without dc, or without a default metric, is another protocol's."""
+    from types import SimpleNamespace
+
+    from benchmark.study.records import protocol_records
+
+    spec = SimpleNamespace(metrics=["default", "dc"], num_samples=1000)
+    base = ["fid", "kid", "is", "pr", "coverage", "lpips", "dynamics"]
+
+    def rec(step, metric_set):
+        return {"step": step, "num_samples": 1000, "dataset": "mnist", "metric_set": metric_set}
+
+    kept = protocol_records(
+        [rec(1, base + ["dc"]), rec(2, base + ["conditional", "dc"]), rec(3, base), rec(4, ["fid", "dc"])], spec
+    )
+    assert [r["step"] for r in kept] == [1, 2]

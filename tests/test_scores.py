@@ -50,6 +50,8 @@ DIRECTIONS = {
     "dcoverage": 1,
     "vendi": 1,  # effective number of distinct samples: on the classifier's features noise scores below real
     "vendi_class": 1,
+    "vendi_pred": 1,  # within the predicted class, any generator
+    "vendi_pred_real": 0,  # the real level beside it: a reference, not a score to win
     "modes": 1,
     "kl": -1,
     "hq": 1,

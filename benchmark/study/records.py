@@ -26,6 +26,7 @@ import pandas as pd
 from benchmark import io, rundir
 from benchmark.config import load_yaml
 from benchmark.errors import UserError, quote
+from benchmark.evaluation.metrics.registry import DEFAULT, default_metrics
 from benchmark.study import store
 from benchmark.study.schema import StudySpec
 
@@ -224,11 +225,16 @@ def _first_line(e: BaseException) -> str:
 def protocol_records(records: Sequence[Record], spec: StudySpec) -> Tuple[Record, ...]:
     """The records scored under the study's protocol (its sample count, its metrics), the newest of each step,
     by step; a t-SNE-only record is a figure, not a score."""
-    want = set(spec.metrics or []) or None
+    asked = list(spec.metrics or [])
     latest: Dict[int, Record] = {}
     for r in records:
         if r.get("num_samples_requested", r.get("num_samples")) != spec.num_samples:
             continue
+        want = set(asked) - {DEFAULT}
+        if DEFAULT in asked:  # the dataset's defaults (a conditional arm's also hold its label metrics)
+            want |= set(
+                default_metrics(str(r.get("dataset")), conditional="conditional" in (r.get("metric_set") or []))
+            )
         if want and not want <= set(r.get("metric_set") or []):
             continue
         if "tsne" in (r.get("metric_set") or []) and len(r["metric_set"]) == 1:

@@ -22,7 +22,7 @@ from typing import List, Tuple
 from benchmark.evaluation.manifold import vendi, vendi_by_class
 from benchmark.evaluation.metrics.context import Context
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
-from benchmark.evaluation.scores import higher
+from benchmark.evaluation.scores import higher, neutral
 
 MIN_SAMPLES = 2
 
@@ -37,7 +37,7 @@ MIN_SAMPLES = 2
         higher("vendi", "Vendi score", unit="samples"),
         higher("vendi_class", "Vendi score within a class", unit="samples"),
         higher("vendi_pred", "Vendi score within the predicted class", unit="samples"),
-        higher("vendi_pred_real", "Vendi score of real data within the predicted class", split=True, unit="samples"),
+        neutral("vendi_pred_real", "Vendi score of real data within the predicted class", split=True, unit="samples"),
     ),
 )
 def _vendi(ctx: Context) -> Tuple[Scores, Details]:
