@@ -50,6 +50,8 @@ DIRECTIONS = {
     "dcoverage": 1,
     "vendi": 1,  # effective number of distinct samples: on the classifier's features noise scores below real
     "vendi_class": 1,
+    "ndb": -1,  # share of k-means bins of real training data whose proportion differs (about alpha for real data)
+    "ndb_js": -1,  # JS divergence of the bin histograms
     "modes": 1,
     "kl": -1,
     "hq": 1,
