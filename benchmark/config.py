@@ -95,6 +95,8 @@ class TrainConfig:
     grad_norm_every: int = 10  # steps between |grad D| measurements for objectives without a GP
     log_flush_every: int = 50  # steps between appends of the per-step log to disk
     num_grid: int = 64  # samples in the fixed-noise grid
+    tensorboard: bool = False  # also write TensorBoard event files in RUN/tb/: the logged scalars, the sample
+    #   grids and the evaluated scores (changes no number of the run, nor its config hash)
 
     def replace(self, **kw: Any) -> "TrainConfig":
         return dataclasses.replace(self, **kw)
@@ -543,7 +545,7 @@ def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
 
 
 # Keys that change nothing about the result of a run (where it reads data, what it prints).
-NON_SEMANTIC = ("data_root", "download", "num_threads", "log_flush_every")
+NON_SEMANTIC = ("data_root", "download", "num_threads", "log_flush_every", "tensorboard")
 
 
 # Keys added after runs were stored, each with the value that gives those runs' numbers. At that value a key is
