@@ -95,8 +95,8 @@ class TrainConfig:
     grad_norm_every: int = 10  # steps between |grad D| measurements for objectives without a GP
     log_flush_every: int = 50  # steps between appends of the per-step log to disk
     num_grid: int = 64  # samples in the fixed-noise grid
-    tensorboard: bool = False  # also write TensorBoard event files in RUN/tb/: the logged scalars, the sample
-    #   grids and the evaluated scores (changes no number of the run, nor its config hash)
+    tensorboard: bool = False  # also write TensorBoard event files in RUN/tb/ (logged scalars, sample grids, scores)
+    #   (benchmark/tb.py); changes no number of the run, nor its config hash
 
     def replace(self, **kw: Any) -> "TrainConfig":
         return dataclasses.replace(self, **kw)
