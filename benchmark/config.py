@@ -9,6 +9,7 @@ betas, n_critic, optimiser) so the config written beside a run is the whole trut
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import re
 import types
@@ -510,6 +511,10 @@ def check(cfg: TrainConfig) -> None:
         )
     if cfg.pack > 1 and cfg.conditional:
         raise UserError("config key 'pack' > 1 cannot be combined with a conditional objective; set pack=1")
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:  # (finds it without importing it)
+        raise UserError(
+            "config key 'tensorboard' needs the tensorboard package; pip install tensorboard, or set it false"
+        )
     if not DEVICE_RE.fullmatch(cfg.device):
         raise UserError(f"config key 'device' is {quote(cfg.device, 60)}; allowed: auto, cpu, cuda, cuda:N")
 

@@ -163,3 +163,15 @@ def test_a_study_arm_can_turn_tensorboard_on(tmp_path):
     assert [s for s, _ in scalars(ea, "train/d_loss")] == list(range(1, 9))
     assert [s for s, _ in scalars(ea, "eval/modes2500")] == [8]
     assert [g.step for g in ea.Images("samples")] == [8]
+
+
+def test_tensorboard_without_its_package_is_one_line_before_anything_runs(monkeypatch):
+    import importlib.util
+
+    from benchmark.errors import UserError
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else find(name, *a))
+    with pytest.raises(UserError, match="needs the tensorboard package"):
+        make_config({**BASE, "tensorboard": True})
+    assert make_config(BASE).tensorboard is False  # off: the package is not asked for
