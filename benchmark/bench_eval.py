@@ -7,7 +7,9 @@ first, untimed call fills the cache). Printed, best of ``--repeats``:
 
 * per family, from one evaluation's context: the classifier's pass over the samples, the second
   evaluator's, loading the cached reference, then fid, kid, is, pr and coverage on those, and the opt-in
-  dc (density & coverage) and vendi (not in the whole evaluate below: no default set holds them);
+  dc (density & coverage), vendi and ndb (its bins cached; not in the whole evaluate below: no default set holds
+  them), and apart the one-off fit of ndb's bins (k-means of 10,000 cached training features, what a cold cache
+  adds to the first ndb of a dataset and evaluator beside the training subset's pass);
 * torch-fidelity 0.4.0's own functions on the same features (``fid/kid/isc/prc_features_to_metric``, the
   real FID statistics precomputed as its cache would hold them);
 * the whole ``evaluate_samples`` (fid, kid, is, pr, coverage) and torch-fidelity's whole path on the same
@@ -36,12 +38,14 @@ import torch
 
 from benchmark.data import load_dataset
 from benchmark.errors import UserError
+from benchmark.evaluation import ndb as N
 from benchmark.evaluation.classifier import classify
 from benchmark.evaluation.fidelity import fidelity_metrics
 from benchmark.evaluation.metrics import Context, Options, evaluate_samples, score
+from benchmark.evaluation.metrics.ndb import bins as ndb_bins
 
 METRICS = ["fid", "kid", "is", "pr", "coverage"]
-FAMILIES = ["fid", "kid", "is", "pr", "coverage", "dc", "vendi"]  # dc, vendi: opt-in, timed beside the rest
+FAMILIES = ["fid", "kid", "is", "pr", "coverage", "dc", "vendi", "ndb"]  # dc, vendi, ndb: opt-in, timed beside the rest
 BAR = 2.0  # torch-fidelity's path / ours in CPU seconds (robust to a shared machine's load), at the largest size
 
 
@@ -80,6 +84,16 @@ def families(x: torch.Tensor, kw: Dict, repeats: int) -> Dict[str, Tuple[float, 
     return out
 
 
+def ndb_fit(x: torch.Tensor, kw: Dict, repeats: int) -> Tuple[float, float]:
+    """(wall, CPU) seconds of fitting ndb's k-means bins on the training subset's cached features."""
+    ctx = Context(x, None, Options("mnist", data_root=kw["data_root"], cache_root=kw["cache_root"]))
+    train = Context(
+        x, None, Options("mnist", split=N.NDB_SPLIT, data_root=kw["data_root"], cache_root=kw["cache_root"])
+    )
+    feats = train.reference(n=ndb_bins(ctx).n).read.features  # cached by the warm-up
+    return best_of(repeats, lambda: N.fit_bins(feats))
+
+
 def torch_fidelity_functions(x: torch.Tensor, kw: Dict, repeats: int) -> Dict[str, Tuple[float, float]]:
     """torch-fidelity's estimators on the same features our pass produced (real statistics precomputed)."""
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
@@ -111,9 +125,10 @@ def torch_fidelity_path(x: torch.Tensor, kw: Dict, real: torch.Tensor) -> None:
 
 def one_size(images: torch.Tensor, real: torch.Tensor, n: int, kw: Dict, repeats: int) -> Dict:
     x = images[:n].clone()
-    evaluate_samples(x, None, "mnist", METRICS, **kw)  # fills the reference cache (untimed)
+    evaluate_samples(x, None, "mnist", METRICS + ["ndb"], **kw)  # fills the reference and ndb caches (untimed)
     torch_fidelity_path(x, kw, real)  # fills torch-fidelity's cache (untimed)
     fam = families(x, kw, repeats)
+    fam["ndb bins fit (k-means)"] = ndb_fit(x, kw, repeats)
     tf = torch_fidelity_functions(x, kw, repeats)
     ours = best_of(repeats, lambda: evaluate_samples(x, None, "mnist", METRICS, **kw))
     theirs = best_of(repeats, lambda: torch_fidelity_path(x, kw, real))

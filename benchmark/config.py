@@ -9,6 +9,7 @@ betas, n_critic, optimiser) so the config written beside a run is the whole trut
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import re
 import types
@@ -97,6 +98,8 @@ class TrainConfig:
     grad_norm_every: int = 10  # steps between |grad D| measurements for objectives without a GP
     log_flush_every: int = 50  # steps between appends of the per-step log to disk
     num_grid: int = 64  # samples in the fixed-noise grid
+    tensorboard: bool = False  # also write TensorBoard event files in RUN/tb/ (logged scalars, sample grids, scores)
+    #   (benchmark/tb.py); changes no number of the run, nor its config hash
 
     def replace(self, **kw: Any) -> "TrainConfig":
         return dataclasses.replace(self, **kw)
@@ -511,6 +514,10 @@ def check(cfg: TrainConfig) -> None:
         )
     if cfg.pack > 1 and cfg.conditional:
         raise UserError("config key 'pack' > 1 cannot be combined with a conditional objective; set pack=1")
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:  # (finds it without importing it)
+        raise UserError(
+            "config key 'tensorboard' needs the tensorboard package; pip install tensorboard, or set it false"
+        )
     if not DEVICE_RE.fullmatch(cfg.device):
         raise UserError(f"config key 'device' is {quote(cfg.device, 60)}; allowed: auto, cpu, cuda, cuda:N")
 
@@ -546,7 +553,7 @@ def resolve(cfg: TrainConfig, num_train: Optional[int] = None) -> TrainConfig:
 
 
 # Keys that change nothing about the result of a run (where it reads data, what it prints).
-NON_SEMANTIC = ("data_root", "download", "num_threads", "log_flush_every")
+NON_SEMANTIC = ("data_root", "download", "num_threads", "log_flush_every", "tensorboard")
 
 
 # Keys added after runs were stored, each with the value that gives those runs' numbers. At that value a key is

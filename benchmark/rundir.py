@@ -10,6 +10,7 @@ A run directory (``ganbench train --out RUN``) holds::
     checkpoints/G_000500.pt  generator weights at each checkpoint step (for evaluation)
     samples/step_000500.png  a fixed-noise sample grid at each checkpoint
     eval/                    evaluation figures (t-SNE)
+    tb/                      TensorBoard event files (``tensorboard: true``; benchmark.tb)
     done.json                written last: the run finished
     .lock                    held (flock) by the one process training the run; holds its pid
 
@@ -57,11 +58,12 @@ CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
 SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
+TB_DIR = "tb"
 CHECKPOINT_FORMAT = 3  # 3: + the sha256 of the contents; 2: tensors and plain values only (weights_only);
 #   1 (unversioned) was a full pickle. Format 2 still loads (unverified, with a note): old runs resume.
 CHECKSUM_KEY = "payload_sha256"
 TRAIN_WRITES_FILES = (CONFIG_FILE, RUN_INFO_FILE, LOG_FILE, DONE_FILE, LOCK_FILE)  # what ``train`` writes
-TRAIN_WRITES_FOLDERS = (CHECKPOINT_DIR, SAMPLES_DIR)
+TRAIN_WRITES_FOLDERS = (CHECKPOINT_DIR, SAMPLES_DIR, TB_DIR)
 
 
 def generator_file(step: int) -> str:

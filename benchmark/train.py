@@ -27,7 +27,7 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from benchmark import io, rundir
+from benchmark import io, rundir, tb
 from benchmark.config import (
     ADDED_LATER,
     DEVICE_RE,
@@ -304,6 +304,7 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
     io.write_json(out / rundir.RUN_INFO_FILE, info)
     fixed_z, fixed_y = _fixed_noise(cfg, run.num_classes, device)
     io.rewrite_jsonl(log_path, log)
+    writer = tb.open_train(out, start, cfg.tensorboard)  # None when off; purges steps after `start` on resume
     config_sha256 = rundir.config_hash(cfg)
 
     bs, n_critic, pack = cfg.batch_size, cfg.n_critic, cfg.pack
@@ -366,12 +367,15 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
         pending.append(rec)
         if not (math.isfinite(rec["d_loss"]) and math.isfinite(rec["g_loss"])):
             io.append_jsonl(log_path, pending)
+            tb.scalars(writer, pending)
+            tb.close(writer)
             bar.close()
             raise TrainingDiverged(
                 f"losses became non-finite at step {step + 1} (d_loss {rec['d_loss']}, g_loss {rec['g_loss']})"
             )
-        if len(pending) >= cfg.log_flush_every:
+        if len(pending) >= cfg.log_flush_every:  # TensorBoard gets the scalars with the log, outside the step
             io.append_jsonl(log_path, pending)
+            tb.scalars(writer, pending)
             pending = []
         bar.update(1)
         if progress and (step + 1) % 10 == 0:
@@ -387,6 +391,9 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
             save_samples(G, fixed_z, fixed_y, out / rundir.SAMPLES_DIR / rundir.sample_grid_file(s), data)
         if keep_g or s % cfg.checkpoint_every == 0:
             io.append_jsonl(log_path, pending)
+            tb.scalars(writer, pending)
+            if keep_g:
+                tb.grid(writer, out / rundir.SAMPLES_DIR / rundir.sample_grid_file(s), s)  # (flushes)
             pending = []
             rundir.save_checkpoint(
                 last_path,
@@ -403,6 +410,7 @@ def _train(run: Run, out: Path, progress: bool) -> Dict[str, Any]:
                 },
             )
     bar.close()
+    tb.close(writer)
 
     log = rundir.read_log(out)
     summary = {

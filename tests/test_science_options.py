@@ -162,6 +162,7 @@ NON_SEMANTIC_CHANGES = {
     "download": False,
     "num_threads": 1,
     "log_flush_every": 1,
+    "tensorboard": True,  # event files beside the run (benchmark/tb.py): the same bits, the same keys
 }
 
 

@@ -52,6 +52,8 @@ DIRECTIONS = {
     "vendi_class": 1,
     "vendi_pred": 1,  # within the predicted class, any generator
     "vendi_pred_real": 0,  # the real level beside it: a reference, not a score to win
+    "ndb": -1,  # share of k-means bins of real training data whose proportion differs (about alpha for real data)
+    "ndb_js": -1,  # JS divergence of the bin histograms
     "modes": 1,
     "kl": -1,
     "hq": 1,

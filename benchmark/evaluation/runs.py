@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from benchmark import io
+from benchmark import io, tb
 from benchmark.data import check_dataset_files, check_split
 from benchmark.errors import UserError
 from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, resolve_metrics, samples_needed
@@ -32,6 +32,7 @@ from benchmark.rundir import (
     EVAL_DIR,
     LOG_FILE,
     METRICS_FILE,
+    TB_DIR,
     generate,
     list_checkpoints,
     load_generator,
@@ -165,6 +166,8 @@ def evaluate_run(
         read_log(run_dir)  # the training log the dynamics are read from: a malformed one fails before any scoring
     if "tsne" in names:
         check_output_dir(run_dir / EVAL_DIR, f"run '{run_dir}': the t-SNE folder")
+    if cfg.tensorboard:  # the run writes TensorBoard events: its scores go there too (benchmark.tb)
+        check_output_dir(run_dir / TB_DIR, f"run '{run_dir}': the TensorBoard folder")
     check_cache_root(cache_root)
     check_dataset_files(cfg.dataset, root)
     out: List[Dict[str, Any]] = []
@@ -199,6 +202,8 @@ def evaluate_run(
             rec = {"step": step, **rec, "num_samples_requested": num_samples, "generation_seed": seed}
             rec["run"] = str(run_dir)
             io.append_jsonl(path, [rec])
+            if cfg.tensorboard:
+                tb.scores(run_dir, step, rec["metrics"])
             done[key] = rec
             out.append(rec)
     return out

@@ -6,6 +6,7 @@
     diversity.py  lpips (feat_div without AlexNet)  modes.py      modes, kl (stacked-mnist); modes, hq, rkl (2D)
     tsne.py       tsne (a PNG)                      dynamics.py   dynamics (runs only)
     dc.py         dc (density & coverage)           vendi.py      vendi (Vendi score)
+    ndb.py        ndb (NDB / JS bins)
     checks.py     sample, metric-set and count checks, before any work
     identity.py   ``evaluator_info``: the evaluator named in every record
     evaluate.py   ``evaluate_samples`` (one sample set -> one record) and ``score``
@@ -39,10 +40,11 @@ Registered metrics (``--metrics``) and the scores they write:
     modes        modes26k     (of 1000)          kl   kl26k   KL(generated || uniform over 1000)
   2D mixtures (ring8, grid25), defaults: modes, hq, rkl  (2,500 samples, PacGAN protocol; mixtures.py)
     modes        modes2500    hq   hq2500 (%)    rkl  rkl2500
-  any image set (and stacked-mnist), opt-in (``--metrics dc,vendi``; no study's defaults change):
+  any image set (and stacked-mnist), opt-in (``--metrics dc,vendi,ndb``; no study's defaults change):
     dc           density10k_test, dcoverage10k_test   density & coverage (k = 5; also the 2D mixtures, on
                                                       the points themselves)
     vendi        vendi10k (+ vendi_class10k with labels)   Vendi score, cosine kernel on the features
+    ndb          ndb10k_train, ndb_js10k_train   NDB / JS (K = 100 k-means bins of real training features)
     tsne         (a PNG; its path in details)
   runs only (``evaluate_run``), default there:
     dynamics     d_loss_var_last200, grad_norm_mean_last200, ... (see dynamics.py)
@@ -51,7 +53,7 @@ Every result names its evaluator: the feature extractor and its sha256, the clas
 LPIPS backbone.
 """
 
-from benchmark.evaluation.metrics import classes, dc, diversity, dynamics, fidelity, modes, tsne, vendi  # noqa: F401
+from benchmark.evaluation.metrics import classes, dc, diversity, dynamics, fidelity, modes, ndb, tsne, vendi  # noqa: F401
 from benchmark.evaluation.metrics.checks import check_samples, resolve_metrics, samples_needed
 from benchmark.evaluation.metrics.classes import COVERAGE_THRESHOLD
 from benchmark.evaluation.metrics.context import Context, Options
