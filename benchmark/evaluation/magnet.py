@@ -228,6 +228,15 @@ def report(sets: Dict[str, Tensor], rd: Readers, subjects: Sequence[str] = ("pri
             f"{a}-{b} {total_variation(hists[a], hists[b]):.3f}" for a, b in itertools.combinations(INDEPENDENT, 2)
         ]
         lines.append("  independents' TV: " + " ".join(pairs))
+        agree = probs["lenet"].argmax(1) == probs["cnn2"].argmax(1)
+        ref = probs["lenet"].argmax(1)
+        moves = []
+        for s in ("primary", "combined", "second"):
+            y = probs[s].argmax(1)
+            moves.append(
+                f"{s} {int((agree & (y == 3) & (ref != 3)).sum())}/{int((agree & (ref == 3) & (y != 3)).sum())}"
+            )
+        lines.append("  into 3 / out of 3 where lenet and cnn2 agree: " + ", ".join(moves))
         for s in subjects:
             c = check(hists, s)
             tvs = " ".join(f"{n} {v:.3f}" for n, v in c["to"].items())
