@@ -51,6 +51,8 @@ DIRECTIONS = {
     "vendi": 1,  # effective number of distinct samples: on the classifier's features noise scores below real
     "vendi_class": 1,
     "modes": 1,
+    "modes_readable": 1,
+    "readable_triples": 1,
     "kl": -1,
     "hq": 1,
     "rkl": -1,
