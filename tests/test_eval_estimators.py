@@ -192,9 +192,10 @@ def test_coverage_reads_the_pass_both_evaluators_make_of_the_uint8_images(tmp_pa
     te = load_dataset("digits", split="test")
     test_feats, test_logits = classify(primary, as_read(te.images))
     cloud = cov.class_cloud(test_feats, te.labels, test_logits.argmax(1), 10)
-    c = cov.coverage(logits.argmax(1), logits, prior, 0.1)
+    pred = cov.class_probs(logits, logits2).argmax(1)  # the class reading: both evaluators' mean probabilities
+    c = cov.coverage(pred, logits, prior, 0.1)
     taus = readable_tau("digits"), readable_tau(second_name("digits"))
-    xc = cov.cross_check(logits, logits2, prior, *taus, 0.1, (feats, cloud))
+    xc = cov.cross_check(logits, logits2, prior, *taus, 0.1, (feats, cloud), labels=pred)
     assert m["classes_covered1k"] == c["covered"] and m["class_kl1k"] == c["kl"]
     assert m["class_entropy1k"] == c["entropy"] and m["mode_score1k"] == c["mode_score"]
     assert m["evaluator_agreement1k"] == xc["agreement"] and m["unreadable_share1k"] == xc["unreadable_share"]

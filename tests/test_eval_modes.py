@@ -29,6 +29,50 @@ def test_stacked_mnist_from_real_digits_captures_almost_all_modes():
     assert m["kl26k"] < 0.1
 
 
+@needs_mnist
+def test_stacked_readable_real_triples_read_blank_and_noise_channels_do_not():
+    """Real triples: each channel is a real test digit (>= 99 % of them readable under the image family's rule),
+    so ~97 % or more of the triples, and nearly every mode among them; blank or uniform-noise channels: none, and
+    no mode (the argmax ``modes`` reads them as digits)."""
+    from benchmark.evaluation.failures import FAILURES
+
+    ds = load_dataset("stacked-mnist", root=str(MNIST_ROOT), split="test")
+    x, _ = ds.reference(26_000, seed=1)
+    rec = evaluate_samples(x, None, "stacked-mnist", ["stacked_readable"], data_root=str(MNIST_ROOT))
+    m = rec["metrics"]
+    assert set(m) == {"readable_triples26k", "modes_readable26k"}
+    assert m["readable_triples26k"] >= 0.97 and m["modes_readable26k"] >= 980
+    assert rec["evaluator"]["second_classifier_sha256"]  # the second evaluator reads every channel
+    for fail in ("uniform_channels", "blank_channels"):
+        f = FAILURES.get(fail).samples("stacked-mnist", 26_000, data_root=str(MNIST_ROOT))
+        mf = evaluate_samples(f, None, "stacked-mnist", ["stacked_readable"], data_root=str(MNIST_ROOT))["metrics"]
+        assert mf["readable_triples26k"] == 0.0 and mf["modes_readable26k"] == 0.0, fail
+
+
+def test_stacked_readable_needs_every_channel(monkeypatch):
+    """A triple with one unreadable channel is not readable: channel masks combined with all(), not any()."""
+    import benchmark.evaluation.metrics.modes as modes
+
+    pattern = torch.tensor([True, True, False, True, True, True])  # sample 0: one channel out; sample 1: all in
+    monkeypatch.setattr(modes, "readable", lambda *a, **k: pattern)
+
+    class Stub:
+        gen_outputs = (torch.zeros(6, 4), torch.eye(10)[[1, 2, 3, 4, 5, 6]].float())
+        gen_outputs_second = gen_outputs
+        readable_taus = (0.5, 0.5)
+
+        def cloud(self, _):
+            return None
+
+    monkeypatch.setattr(modes, "Context", lambda *a, **k: Stub())
+    ctx = type("C", (), {})()
+    ctx.x_full = torch.zeros(2, 3, 28, 28)
+    ctx.opts = modes.Options("stacked-mnist")
+    ctx.shared = lambda key, f: f()
+    r = modes._channels_readable(ctx)
+    assert r == {"share": 0.5, "modes": 1}
+
+
 def test_stacked_modes_of_collapsed_label_sets():
     from benchmark.evaluation.coverage import stacked_modes
 

@@ -55,6 +55,8 @@ DIRECTIONS = {
     "ndb": -1,  # share of k-means bins of real training data whose proportion differs (about alpha for real data)
     "ndb_js": -1,  # JS divergence of the bin histograms
     "modes": 1,
+    "modes_readable": 1,
+    "readable_triples": 1,
     "kl": -1,
     "hq": 1,
     "rkl": -1,

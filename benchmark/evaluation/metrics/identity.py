@@ -30,6 +30,6 @@ def evaluator_info(dataset: str, extractor: str, metrics: Sequence[str]) -> Dict
         "classifier_sha256": cls_sha,
         "lpips_backbone": lpips_backbone(dataset) if "lpips" in metrics else None,
     }
-    if "coverage" in metrics:  # the cross-checking second evaluator (coverage.py); checked before any work
+    if {"coverage", "stacked_readable"} & set(metrics):  # the second evaluator (coverage.py), checked before any work
         out["second_classifier_sha256"] = load_second(dataset)[1]
     return out
