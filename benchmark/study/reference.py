@@ -24,7 +24,7 @@ from benchmark import io, rundir
 from benchmark.data import load_dataset
 from benchmark.errors import UserError
 from benchmark.evaluation import failures
-from benchmark.evaluation.coverage import CLOUD_RULE
+from benchmark.evaluation.coverage import CLASS_READING, CLOUD_RULE
 from benchmark.evaluation.metrics import evaluate_samples, evaluator_info, samples_needed
 from benchmark.evaluation.mixtures import PROTOCOL_SAMPLES as MIXTURE_PROTOCOL_SAMPLES
 from benchmark.evaluation.reference import SUBSET
@@ -68,7 +68,8 @@ def levels(
                 continue
             ev = evaluator_info(ds, "classifier", metrics)
             sha = str(ev.get("sha256") or ev.get("name") or "none")[:16]
-            rule = f"_{CLOUD_RULE}" if "coverage" in metrics else ""  # the readable share's rule moves its rows
+            # the readable share's rule and the class reading (coverage.py) move the coverage rows
+            rule = f"_{CLOUD_RULE}_{CLASS_READING}" if "coverage" in metrics else ""
             tag = f"{split}-{SUBSET}_n{n}_{'-'.join(sorted(metrics))}{rule}_{sha}.json"
             need = samples_needed(ds, metrics, n)
 
