@@ -155,9 +155,18 @@ def _gram_sums(
     ind_a, ind_b = _indicator(ia, len(fa)), _indicator(ib, len(fb)).double()
     total = torch.zeros(ia.shape[0], dtype=torch.float64)
     for s in range(0, len(fa), block):
-        k = fa[s : s + block] @ fb.T
+        e = s + block
+        # against itself the matrix is symmetric: the rows of this block against itself and the columns after it,
+        # the blocks off the diagonal counted twice (each pair once, as k(a_i, a_j) = k(a_j, a_i))
+        cols = fb[s:] if same else fb
+        k = fa[s:e] @ cols.T
         k.mul_(1.0 / fa.shape[-1]).add_(KID_COEF0).pow_(KID_DEGREE)
-        total += ((ind_a[:, s : s + block] @ k).double() * ind_b).sum(1)  # rows of the block in float32
+        part = ind_a[:, s:e] @ k  # rows of the block in float32
+        if same:
+            diag_block = (part[:, : e - s].double() * ind_b[:, s:e]).sum(1)
+            total += 2 * (part.double() * ind_b[:, s:]).sum(1) - diag_block
+        else:
+            total += (part.double() * ind_b).sum(1)
     if same:
         diag = (fa.pow(2).sum(1).double() / fa.shape[-1] + KID_COEF0).pow(KID_DEGREE)
         total -= ind_a.double() @ diag
