@@ -12,6 +12,7 @@ datasets on one axis (``test_each_dataset_gets_panels_of_its_own``).
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import math
@@ -360,6 +361,7 @@ def test_a_registration_committed_before_any_run_is_the_one_the_page_compares_wi
     assert reg["registered"] == first["registered"] and reg["sha256"] == first["sha256"]
     page = (rep / "regtest" / "README.md").read_text()
     assert "expect: better → worse" in page and "**amended after its trials ran**" in page
+    assert f"; torch-fidelity: {importlib.metadata.version('torch-fidelity')};" in page  # the scores' version
 
     tampered = {**first, "claims": [{**first["claims"][0], "claim": "λ = 10 is better"}]}
     committed.write_text(json.dumps(tampered))

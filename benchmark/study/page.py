@@ -52,13 +52,15 @@ def provenance(recs: StudyRecords) -> List[str]:
     devices = sorted({f"{r.get('device')} ({r.get('device_name')}, {r.get('threads')} threads)" for r in runs})
     torches = sorted({r.get("torch") for r in runs} | {r.get("torch_version") for r in used} - {None})
     commits = sorted({r.get("git_commit") for r in runs} | {r.get("git_commit") for r in used} - {None})
+    fidelity = sorted({str(r.get("torch_fidelity_version")) for r in used if r.get("torch_fidelity_version")})
     lines = [
         f"- command: `{index.command}`",
         f"- preset: `{index.preset or 'default'}`; seeds: {sorted({t.seed for t in index.trials})}",
         f"- code of the trials and scores (git commit): {', '.join(f'`{c}`' for c in commits) or 'unknown'}",
         f"- code of this report (git commit): `{io.git_commit()}`",
-        f"- torch: {', '.join(torches) or torch.__version__}; device: {'; '.join(devices) or 'unknown'}; "
-        f"Python {platform.python_version()}",
+        f"- torch: {', '.join(torches) or torch.__version__}"
+        + (f"; torch-fidelity: {', '.join(fidelity)}" if fidelity else "")  # (records scored before it was kept: none)
+        + f"; device: {'; '.join(devices) or 'unknown'}; Python {platform.python_version()}",
     ]
     lines += _evaluator_lines(used)
     if len([c for c in commits if c]) > 1:
