@@ -104,6 +104,8 @@ def test_conditional_label_agreement_and_intra_fid(data, tmp_path):
     bad = evaluate_samples(x, wrong, "mnist", ["conditional"], **kw)["metrics"]
     assert good["label_agreement1k"] > 0.98
     assert bad["label_agreement1k"] < 0.2
+    assert good["label_agreement_second1k"] > 0.95 and bad["label_agreement_second1k"] < 0.2  # the second reader
+    assert good["label_agreement_second1k"] != good["label_agreement1k"]  # its own reading, not the primary's
     assert good["intra_fid1k_test"] < bad["intra_fid1k_test"]
 
 

@@ -39,6 +39,7 @@ DIRECTIONS = {
     "unreadable_share": -1,
     "classes_covered_readable": 1,
     "label_agreement": 1,
+    "label_agreement_second": 1,
     "intra_fid": -1,
     "lpips": 0,
     "lpips_real": 0,

@@ -105,6 +105,7 @@ def _coverage(ctx: Context) -> Tuple[Scores, Details]:
     help="label agreement and intra-class FID of a conditional generator",
     scores=(
         higher("label_agreement", "label agreement", bound=1.0),
+        higher("label_agreement_second", "label agreement by the second evaluator", bound=1.0),
         lower("intra_fid", "intra-class FID", split=True),
     ),
 )
@@ -112,6 +113,8 @@ def _conditional(ctx: Context) -> Tuple[Scores, Details]:
     assert ctx.y is not None
     _, logits = ctx.gen_outputs
     agree = label_agreement(logits.argmax(1), ctx.y)
+    _, logits2 = ctx.gen_outputs_second  # the independent reader: a label the primary alone follows is not enough
+    agree2 = label_agreement(logits2.argmax(1), ctx.y)
     gen, y = ctx.features().features, ctx.y.cpu()
     real = ctx.reference(n=ctx.split_size())  # every real image of each class in the split
     per: List[float] = []
@@ -124,6 +127,10 @@ def _conditional(ctx: Context) -> Tuple[Scores, Details]:
     valid = [v for v in per if v == v]
     t = ctx.t
     return (
-        {ctx.name("label_agreement"): agree, ctx.name("intra_fid"): sum(valid) / len(valid) if valid else math.nan},
+        {
+            ctx.name("label_agreement"): agree,
+            ctx.name("label_agreement_second"): agree2,
+            ctx.name("intra_fid"): sum(valid) / len(valid) if valid else math.nan,
+        },
         {f"intra_fid_per_class{t}_{ctx.split}": per},
     )
