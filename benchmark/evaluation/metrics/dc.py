@@ -14,14 +14,13 @@ set can score above 1 (it measures fidelity, never diversity: read it with cover
 
 from __future__ import annotations
 
-import hashlib
-from typing import Dict, Tuple
+from typing import Tuple
 
 from torch import Tensor
 
 from benchmark.evaluation.estimators import knn_radii
 from benchmark.evaluation.manifold import DC_NEIGHBOURS, density_coverage
-from benchmark.evaluation.metrics.context import Context
+from benchmark.evaluation.metrics.context import Context, real_side
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
 from benchmark.evaluation.scores import higher
 
@@ -33,21 +32,6 @@ def _rows(ctx: Context) -> Tuple[Tensor, Tensor]:
     if ctx.family == "points":
         return ctx.x, ctx.real_images()[0]
     return ctx.features().features, ctx.reference().read.features
-
-
-_RADII: Dict[str, Tensor] = {}  # the real rows' k-NN radii, per process (a study trial scores 8 points)
-_RADII_KEEP = 8
-
-
-def _real_radii(real: Tensor) -> Tensor:
-    """The real rows' k-th neighbour distances, computed once per process for the same rows (keyed by their bytes:
-    the real side is the same at every point of a trial, and its N x N distances are a third of the family's cost)."""
-    key = hashlib.sha1(real.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()
-    if key not in _RADII:
-        if len(_RADII) >= _RADII_KEEP:
-            _RADII.pop(next(iter(_RADII)))
-        _RADII[key] = knn_radii(real.detach().cpu().float(), DC_NEIGHBOURS)
-    return _RADII[key]
 
 
 @metric(
@@ -63,5 +47,7 @@ def _real_radii(real: Tensor) -> Tensor:
 )
 def _dc(ctx: Context) -> Tuple[Scores, Details]:
     gen, real = _rows(ctx)
-    dc = density_coverage(gen, real, DC_NEIGHBOURS, real_radii=_real_radii(real))
+    real = real.detach().cpu().float()
+    radii = real_side("dc-radii", real, lambda: knn_radii(real, DC_NEIGHBOURS), DC_NEIGHBOURS)  # same at every point
+    dc = density_coverage(gen, real, DC_NEIGHBOURS, real_radii=radii)
     return {ctx.name("density"): dc["density"], ctx.name("dcoverage"): dc["coverage"]}, {"dc_k": DC_NEIGHBOURS}

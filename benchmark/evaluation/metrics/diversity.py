@@ -14,30 +14,12 @@ those images, a fifth of one over 10,000.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Dict, Tuple
-
-from torch import Tensor
+from typing import Tuple
 
 from benchmark.evaluation.diversity import DEFAULT_PAIRS, diversity, lpips_distance, score_prefix
-from benchmark.evaluation.metrics.context import Context
+from benchmark.evaluation.metrics.context import Context, real_side
 from benchmark.evaluation.metrics.registry import Details, Scores, metric
 from benchmark.evaluation.scores import neutral
-
-_REAL: Dict[Tuple[str, str, int, str, str], float] = {}  # the real side's diversity, per process (below)
-_REAL_KEEP = 16
-
-
-def _real_diversity(x: Tensor, dist, backbone: str, seed: int, device) -> float:
-    """The real images' mean pair distance, computed once per process for the same images, backbone, pairs and
-    seed: a study trial scores 8 points against the same real set, and this half of the family's cost is the
-    same at each (keyed by the images' bytes, not their name, so another data root cannot be mistaken for it)."""
-    key = (hashlib.sha1(x.contiguous().numpy().tobytes()).hexdigest(), backbone, seed, str(device), str(DEFAULT_PAIRS))
-    if key not in _REAL:
-        if len(_REAL) >= _REAL_KEEP:
-            _REAL.pop(next(iter(_REAL)))
-        _REAL[key] = diversity(x, dist, DEFAULT_PAIRS, seed, device=device)["mean"]
-    return _REAL[key]
 
 
 @metric(
@@ -67,7 +49,16 @@ def _lpips(ctx: Context) -> Tuple[Scores, Details]:
         num_classes=ctx.num_classes if ctx.y is not None else 0,
         device=ctx.device,
     )
-    real = _real_diversity(ctx.real_images()[0], dist, backbone, ctx.seed, ctx.device)
+    x_real = ctx.real_images()[0]
+    real = real_side(  # the same at every point of a trial
+        "diversity",
+        x_real,
+        lambda: diversity(x_real, dist, DEFAULT_PAIRS, ctx.seed, device=ctx.device)["mean"],
+        backbone,
+        ctx.seed,
+        ctx.device,
+        DEFAULT_PAIRS,
+    )
     scores = {f"{pre}{t}": gen["mean"], f"{pre}_real{t}_{ctx.split}": real}
     details: Details = {"lpips_backbone": backbone, f"{pre}_pairs": DEFAULT_PAIRS}
     if ctx.y is not None:
