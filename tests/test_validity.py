@@ -433,3 +433,17 @@ def test_no_bold_best_among_arms_that_did_not_learn_or_on_a_blind_score():
     line = {ln.split("|")[1].strip(): ln for ln in marked.splitlines() if ln.startswith("| ")}
     assert "**" not in line["collapsed †"] and "**" in line["good"] and "**" not in line["poor"]
     assert line["good"].count("**") == 2  # FID only: the ‡ precision column has no bold cell
+
+
+def test_scored_metrics_expands_default_in_a_study_list():
+    """A study's ``metrics: [default, dc]`` (variants, stacked-mnist) gets its real-data and known-failure rows:
+    ``default`` stands for the dataset's defaults there too (it once stopped the rows with "unknown metric
+    'default'", leaving those pages without a learned gate)."""
+    mnist = F.scored_metrics("mnist", ["default", "dc"])
+    assert "default" not in mnist and {"fid", "kid", "is", "pr", "coverage", "dc"} <= set(mnist)
+    assert "conditional" not in mnist and "tsne" not in mnist  # labels and figures are not scored on a set
+    assert set(F.scored_metrics("stacked-mnist", ["default", "stacked_readable"])) == {
+        "modes",
+        "kl",
+        "stacked_readable",
+    }
