@@ -20,6 +20,7 @@ import torch
 from benchmark.data import load_dataset
 from benchmark.evaluation import failures as F
 from benchmark.evaluation.metrics import METRICS, family
+from benchmark.evaluation.metrics.registry import expand_default
 from benchmark.evaluation.scores import declared, direction, resolve, score_spec
 from benchmark.study import claims as C
 from benchmark.study.validity import Guards, Level
@@ -447,3 +448,9 @@ def test_scored_metrics_expands_default_in_a_study_list():
         "kl",
         "stacked_readable",
     }
+
+
+def test_expand_default_keeps_a_conditional_arms_label_metrics_and_the_order():
+    cond = expand_default(["default", "dc", "fid"], "mnist", conditional=True)
+    assert "conditional" in cond and cond[-1] == "dc" and cond.count("fid") == 1 and "default" not in cond
+    assert "conditional" not in expand_default(["default"], "mnist")

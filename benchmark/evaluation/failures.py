@@ -47,8 +47,8 @@ import torch
 from torch import Tensor
 
 from benchmark.data import dataset_info, load_dataset
-from benchmark.evaluation.metrics import METRICS, default_metrics, evaluate_samples, family, samples_needed
-from benchmark.evaluation.metrics.registry import DEFAULT
+from benchmark.evaluation.metrics import METRICS, evaluate_samples, family, samples_needed
+from benchmark.evaluation.metrics.registry import DEFAULT, expand_default
 from benchmark.evaluation.scores import direction
 from benchmark.registry import Registry
 
@@ -235,13 +235,11 @@ def scored_metrics(dataset: str, metrics: Optional[Sequence[str]] = None) -> Lis
     """The metrics (of ``metrics``, else the dataset's defaults) that score a sample set alone: no labels, no run,
     no figure."""
     fam = family(dataset)
-    out: List[str] = []
-    for m in metrics or [DEFAULT]:
-        for name in default_metrics(dataset) if m == DEFAULT else [m]:  # a study's [default, dc]: both
-            spec = METRICS.get(name)
-            if fam in spec.families and not spec.needs_labels and not spec.needs_run and name != "tsne":
-                if name not in out:
-                    out.append(name)
+    out = []
+    for m in expand_default(metrics or [DEFAULT], dataset):  # a study's [default, dc]: both
+        spec = METRICS.get(m)
+        if fam in spec.families and not spec.needs_labels and not spec.needs_run and m != "tsne":
+            out.append(m)
     return out
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 from benchmark import io, rundir
 from benchmark.config import load_yaml
 from benchmark.errors import UserError, quote
-from benchmark.evaluation.metrics.registry import DEFAULT, default_metrics
+from benchmark.evaluation.metrics.registry import expand_default
 from benchmark.study import store
 from benchmark.study.schema import StudySpec
 
@@ -230,11 +230,9 @@ def protocol_records(records: Sequence[Record], spec: StudySpec) -> Tuple[Record
     for r in records:
         if r.get("num_samples_requested", r.get("num_samples")) != spec.num_samples:
             continue
-        want = set(asked) - {DEFAULT}
-        if DEFAULT in asked:  # the dataset's defaults (a conditional arm's also hold its label metrics)
-            want |= set(
-                default_metrics(str(r.get("dataset")), conditional="conditional" in (r.get("metric_set") or []))
-            )
+        # the dataset's defaults for `default` (a conditional arm's also hold its label metrics)
+        conditional = "conditional" in (r.get("metric_set") or [])
+        want = set(expand_default(asked, str(r.get("dataset")), conditional))
         if want and not want <= set(r.get("metric_set") or []):
             continue
         if "tsne" in (r.get("metric_set") or []) and len(r["metric_set"]) == 1:

@@ -10,7 +10,14 @@ from torch import Tensor
 
 from benchmark.data import dataset_info
 from benchmark.errors import UserError
-from benchmark.evaluation.metrics.registry import DEFAULT, METRICS, Metric, default_metrics, family, parse_metrics
+from benchmark.evaluation.metrics.registry import (
+    METRICS,
+    Metric,
+    default_metrics,
+    expand_default,
+    family,
+    parse_metrics,
+)
 
 
 def check_samples(x: Any, y: Any, dataset: str, what: str = "samples") -> Tuple[Tensor, Optional[Tensor]]:
@@ -88,11 +95,7 @@ def resolve_metrics(dataset: str, metrics: Optional[Sequence[str]], conditional:
     if metrics is None:
         return default_metrics(dataset, conditional, run)
     fam = family(dataset)
-    out: List[str] = []
-    for m in parse_metrics(list(metrics)) or []:
-        for name in default_metrics(dataset, conditional, run) if m == DEFAULT else [m]:
-            if name not in out:
-                out.append(name)
+    out = expand_default(parse_metrics(list(metrics)) or [], dataset, conditional, run)
     for m in out:
         spec: Metric = METRICS.get(m)
         if fam not in spec.families:

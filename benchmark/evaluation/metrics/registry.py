@@ -88,6 +88,18 @@ def default_metrics(dataset: str, conditional: bool = False, run: bool = False) 
 DEFAULT = "default"  # in a metric list: the dataset's default metrics (per trial: a conditional arm's include its own)
 
 
+def expand_default(metrics: Sequence[str], dataset: str, conditional: bool = False, run: bool = False) -> List[str]:
+    """``metrics`` with ``default`` replaced, in its place, by the dataset's defaults (a conditional generator's
+    include its label metrics), duplicates dropped: ``[default, dc]`` is the defaults, then dc. The one place a
+    metric list's ``default`` is read (the scoring checks, a page's protocol, its real-data rows)."""
+    out: List[str] = []
+    for m in metrics:
+        for name in default_metrics(dataset, conditional, run) if m == DEFAULT else [m]:
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def parse_metrics(spec: Optional[str | Sequence[str]]) -> Optional[List[str]]:
     """'fid,kid' or ['fid', 'kid'] -> checked, de-duplicated list; None stays None (defaults). ``default`` stands
     for the dataset's defaults, expanded where the dataset is known (``checks.resolve_metrics``)."""
