@@ -6,7 +6,8 @@ depend on what the images show), scored against the test split with every refere
 first, untimed call fills the cache). Printed, best of ``--repeats``:
 
 * per family, from one evaluation's context: the classifier's pass over the samples, the second
-  evaluator's, loading the cached reference, then fid, kid, is, pr and coverage on those, and the opt-in
+  evaluator's, loading the cached reference, the distance matrices between the two sets' features that kid, pr
+  and dc share (``Context.pairwise``), then fid, kid, is, pr and coverage on those, and the opt-in
   dc (density & coverage), vendi and ndb (its bins cached; not in the whole evaluate below: no default set holds
   them), and apart the one-off fit of ndb's bins (k-means of 10,000 cached training features, what a cold cache
   adds to the first ndb of a dataset and evaluator beside the training subset's pass);
@@ -68,8 +69,16 @@ def _steps(ctx: Context) -> List:
         ("pass: classifier", lambda: ctx.features("classifier")),
         ("pass: second evaluator", lambda: ctx.features("second")),
         ("reference (cached)", lambda: ctx.reference()),
+        ("distances (shared: kid, pr, dc)", lambda: _distances(ctx)),
         *[(m, lambda m=m: score(ctx, [m])) for m in FAMILIES],
     ]
+
+
+def _distances(ctx: Context) -> None:
+    """The three distance matrices KID, precision/recall and density & coverage read (``ctx.pairwise()``)."""
+    pw = ctx.pairwise()
+    if pw is not None:
+        _ = (pw.gen_gen, pw.gen_real, pw.real_gen)  # computed and cached on the context
 
 
 def families(x: torch.Tensor, kw: Dict, repeats: int) -> Dict[str, Tuple[float, float]]:

@@ -18,7 +18,7 @@ from benchmark.evaluation import coverage as cov
 from benchmark.evaluation import estimators as E
 from benchmark.evaluation import fidelity
 from benchmark.evaluation.classifier import classify, load_classifier, load_second, readable_tau, second_name
-from benchmark.evaluation.metrics import evaluate_samples
+from benchmark.evaluation.metrics import Context, Options, evaluate_samples
 
 torch.set_num_threads(1)
 
@@ -50,7 +50,7 @@ def digits_features():
 # KID
 
 
-@pytest.mark.parametrize("method", ["subsets", "whole"])
+@pytest.mark.parametrize("method", ["subsets", "whole", "pairwise"])
 @pytest.mark.parametrize("n1,n2,d,size", [(3000, 2500, 64, 1000), (1200, 297, 576, 297)])
 def test_kid_agrees_with_torch_fidelity_far_inside_its_subset_noise(n1, n2, d, size, method, digits_features):
     """The same subsets (RandomState(2020), generated then real) and the same unbiased estimator: the two differ
@@ -61,7 +61,10 @@ def test_kid_agrees_with_torch_fidelity_far_inside_its_subset_noise(n1, n2, d, s
         f1 = f1[:n1]
     else:
         f1, f2 = synthetic(n1, d, 0), synthetic(n2, d, 1, shift=0.1)
-    ours = E.kid(f1, f2, size=size, method=method)
+    if method == "pairwise":  # the kernels read off the distances precision/recall computed (Pairwise.inner)
+        ours = E.kid(f1, f2, size=size, pairwise=E.Pairwise(f1, f2))
+    else:
+        ours = E.kid(f1, f2, size=size, method=method)
     theirs = tf_kid(f1, f2, size)
     noise = theirs[1] / math.sqrt(E.KID_SUBSETS)
     assert abs(ours[0] - theirs[0]) <= 0.01 * noise, (ours, theirs)
@@ -133,6 +136,33 @@ def test_precision_recall_equal_torch_fidelity_exactly(batch, digits_features):
         assert ours == (theirs["precision"], theirs["recall"])
         assert 0 < ours[0] < 1 and 0 < ours[1] < 1  # cases where a wrong radius or ball would show
         assert E.precision_recall(a, b, E.knn_radii(b, batch=batch), batch=batch) == ours  # cached real radii
+
+
+def test_precision_recall_from_the_shared_distances_equal_torch_fidelity_exactly(digits_features):
+    """The distance matrices an evaluation shares (generated-generated, real-generated, generated-real, each one
+    block of torch-fidelity's) give its precision and recall exactly; other rows' matrices are refused."""
+    (fg, _), (fr, _) = digits_features
+    for a, b in [(fg, fr), (synthetic(1600, 48, 0), synthetic(1500, 48, 1, shift=0.05))]:
+        theirs = prc_features_to_metric(
+            a, b, prc_neighborhood=3, prc_batch_size=E.PR_BATCH, save_cpu_ram=True, verbose=False
+        )
+        pw = E.Pairwise(a, b)
+        assert E.precision_recall(a, b, pairwise=pw) == (theirs["precision"], theirs["recall"])
+        assert E.precision_recall(a, b, E.knn_radii(b), pairwise=pw) == (theirs["precision"], theirs["recall"])
+    with pytest.raises(ValueError, match="other rows"):
+        E.precision_recall(fg[:500], fr, pairwise=E.Pairwise(fg, fr))
+    assert E.Pairwise.fits(E.PR_BATCH, E.PR_BATCH) and not E.Pairwise.fits(E.PR_BATCH + 1, 10)
+
+
+def test_the_inner_products_read_off_the_distances_are_the_rows_products():
+    """Pairwise.inner: (|a|^2 + |b|^2 - d^2) / 2, the upper block rows of generated-generated and every real
+    column, equal to the rows' own products up to float32 rounding of the squared norms."""
+    a, b = synthetic(1300, 40, 3), synthetic(900, 40, 4, shift=0.3)
+    pw = E.Pairwise(a, b)
+    scale = float(a.pow(2).sum(1).max())
+    assert torch.allclose(pw.inner("gen_gen", 200, 700), a[200:700] @ a[200:].T, atol=1e-5 * scale, rtol=0)
+    assert torch.allclose(pw.inner("gen_real", 1000, 1300), a[1000:] @ b.T, atol=1e-5 * scale, rtol=0)
+    assert pw.inner("gen_gen", 0, 10).shape == (10, 1300) and pw.inner("gen_real", 0, 10).shape == (10, 900)
 
 
 @pytest.mark.parametrize("n1,n2", [(3000, 2500), (30, 20), (20, 300)])
@@ -221,6 +251,32 @@ def test_one_pass_per_set_and_evaluator(tmp_path, monkeypatch):
     passes.clear()
     evaluate_samples(x, None, "digits", names, cache_root=tmp_path, tsne_path=tmp_path / "t.png")
     assert sorted(passes) == sorted([(p + "digits", 300), (p + "digits-mlp", 300)])
+
+
+def test_kid_pr_and_dc_share_one_set_of_distance_matrices(tmp_path, monkeypatch):
+    """KID, precision/recall and density & coverage of one evaluation compute three distance matrices between
+    the samples' and the reference's features (generated-generated, generated-real, real-generated), not one
+    or more each; the scores are those of the estimators on their own (PR, density & coverage exactly)."""
+    from benchmark.evaluation import manifold
+
+    x, _ = noisy_digits(400, seed=5)
+    names = ["kid", "pr", "dc"]
+    evaluate_samples(x, None, "digits", names, cache_root=tmp_path)  # the reference, cached
+    calls = []
+    real = E.cdist
+    monkeypatch.setattr(E, "cdist", lambda a, b, out=None: calls.append((len(a), len(b))) or real(a, b, out))
+    m = evaluate_samples(x, None, "digits", names, cache_root=tmp_path)["metrics"]
+    n_real = load_dataset("digits", split="test").images.shape[0]
+    assert sorted(calls) == sorted([(400, 400), (400, n_real), (n_real, 400)])
+    monkeypatch.setattr(E, "cdist", real)
+    model, _ = load_classifier("digits")
+    gen = classify(model, fidelity.to_uint8(x).float() / 127.5 - 1)[0]
+    ctx = Context(x, None, Options("digits", cache_root=tmp_path))
+    ref = ctx.reference()
+    assert (m["precision400_test"], m["recall400_test"]) == E.precision_recall(gen, ref.read.features, ref.radii)
+    dc = manifold.density_coverage(gen, ref.read.features, manifold.DC_NEIGHBOURS)
+    assert m["density400_test"] == pytest.approx(dc["density"], abs=1e-12)
+    assert m["dcoverage400_test"] == pytest.approx(dc["coverage"], abs=1e-12)
 
 
 def test_a_warm_evaluation_reads_no_dataset(tmp_path, monkeypatch):

@@ -57,6 +57,17 @@ def test_density_coverage_blocks_give_the_same_answer(monkeypatch):
     assert density_coverage(gen, real) == whole
 
 
+def test_density_coverage_from_given_distances_give_the_same_answer():
+    """The generated-to-real distances an evaluation shares with precision give the same density & coverage;
+    distances of another shape are refused."""
+    from benchmark.evaluation import estimators as E
+
+    gen, real = _two_sets()
+    assert density_coverage(gen, real, distances=E.cdist(gen, real)) == density_coverage(gen, real)
+    with pytest.raises(ValueError, match="distances of shape"):
+        density_coverage(gen, real, distances=E.cdist(real, gen))
+
+
 def test_coverage_counts_real_balls_holding_a_sample():
     # real: two tight clusters; generated: only the first. Half the real balls hold a sample.
     g = torch.Generator().manual_seed(0)

@@ -9,7 +9,8 @@ package on the same features (``prdc``, ``vendi_score``: tests/test_eval_manifol
       coverage = 1 / N     sum_i 1[min_j d(X_i, Y_j) < r_i]     (share of real balls holding some sample)
 
   prdc's formulas (strict ``<``, Euclidean distances), computed in row blocks of the generated set so that no
-  N x M matrix is held (400 MB at 10,000 x 10,000). Coverage is the mode-dropping figure: a generator that
+  N x M matrix is held (400 MB at 10,000 x 10,000), or read off the generated-to-real distances that
+  precision/recall computed for the same evaluation (``estimators.Pairwise``). Coverage is the mode-dropping figure: a generator that
   drops half the classes leaves half the real balls empty; density rewards samples in dense real regions and
   is not a diversity figure (a collapsed set can score above 1).
 * Vendi, cosine kernel: exp of the Shannon entropy of the eigenvalues of K / n, K_ij = cos(x_i, x_j): the
@@ -32,15 +33,26 @@ DC_BLOCK = 2000  # generated rows per distance block (2000 x 10,000 float32: 80 
 
 
 def density_coverage(
-    gen: Tensor, real: Tensor, k: int = DC_NEIGHBOURS, real_radii: Optional[Tensor] = None
+    gen: Tensor,
+    real: Tensor,
+    k: int = DC_NEIGHBOURS,
+    real_radii: Optional[Tensor] = None,
+    distances: Optional[Tensor] = None,
 ) -> Dict[str, float]:
-    """{'density', 'coverage'} of generated rows ``gen`` against real rows ``real`` (k-NN balls of the real)."""
+    """{'density', 'coverage'} of generated rows ``gen`` against real rows ``real`` (k-NN balls of the real).
+    ``distances``: the M x N generated-to-real distances when the evaluation holds them already
+    (``estimators.Pairwise.gen_real``, shared with precision)."""
     gen, real = gen.detach().cpu().float(), real.detach().cpu().float()
+    if distances is not None and tuple(distances.shape) != (len(gen), len(real)):
+        raise ValueError(
+            f"density & coverage: distances of shape {tuple(distances.shape)} for {len(gen)} x {len(real)} rows"
+        )
     radii = E.knn_radii(real, k) if real_radii is None else real_radii
     inside = torch.zeros((), dtype=torch.float64)
     nearest = torch.full((len(real),), float("inf"))
-    for gb in gen.split(DC_BLOCK):
-        d = E.cdist(gb, real)  # block x N
+    blocks = gen.split(DC_BLOCK) if distances is None else distances.split(DC_BLOCK)
+    for b in blocks:
+        d = E.cdist(b, real) if distances is None else b  # block x N
         inside += (d < radii[None, :]).sum(dtype=torch.float64)
         nearest = torch.minimum(nearest, d.min(dim=0).values)
     density = float(inside) / (k * len(gen))

@@ -6,7 +6,8 @@ cached reference of the split (``reference``): every metric that reads features 
 the generated samples are read once by the feature extractor (FID, KID, PR, IS; with the classifier, also
 class coverage and t-SNE), once by the second evaluator (the cross-check and the readable share), and the
 real split not at all once its reference is cached. A new metric that reads features (density/coverage,
-Vendi, NDB) reads ``ctx.features().features`` and ``ctx.reference().read.features``.
+Vendi, NDB) reads ``ctx.features().features`` and ``ctx.reference().read.features``; one that reads the
+distances between the two (KID, precision/recall, density & coverage) reads ``ctx.pairwise()``.
 
 A metric family computes what only it needs with ``ctx.shared(key, compute)``: once per context, whichever
 of its metrics asks first (the stacked-mnist labels feed ``modes`` and ``kl``).
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor
 
 from benchmark.data import dataset_info, load_dataset
+from benchmark.evaluation import estimators as E
 from benchmark.evaluation.classifier import cached_sha256, load_classifier, load_second, readable_tau, second_name
 from benchmark.evaluation.coverage import CLOUD_SPLIT, Cloud
 from benchmark.evaluation.features import FeatureSet, classifier_pass, inception_pass
@@ -195,6 +197,15 @@ class Context:
             return load_reference(self.dataset, self.split, n, sha, images, labels, self.cache_dir)
 
         return self.shared(f"reference/{ev}/{n}", compute)
+
+    def pairwise(self) -> Optional[E.Pairwise]:
+        """The distances between the extractor's features of the samples and of the reference, computed once per
+        evaluation and read by KID, precision/recall and density & coverage; None above ``E.PR_BATCH`` rows a
+        side (there each estimator walks its own blocks and no whole matrix is held)."""
+        gen, real = self.features().features, self.reference().read.features
+        if not E.Pairwise.fits(len(gen), len(real)):
+            return None
+        return self.shared("pairwise", lambda: E.Pairwise(gen, real))
 
     @property
     def gen_outputs(self) -> Tuple[Tensor, Tensor]:

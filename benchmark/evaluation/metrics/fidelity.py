@@ -6,7 +6,9 @@
   pr    precision10k_test, recall10k_test    precision/recall (k = 3)
 
 All four read the one pass of the extractor over the samples (``ctx.features()``) and the cached reference of
-the split (``ctx.reference()``); the estimators are estimators.py's (torch-fidelity's, tested against it).
+the split (``ctx.reference()``); the estimators are estimators.py's (torch-fidelity's, tested against it). KID
+and precision/recall (and density & coverage, metrics/dc.py) read one set of distance matrices between the two
+(``ctx.pairwise()``), computed once per evaluation up to 10,000 rows a side.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def _fid(ctx: Context) -> Tuple[Scores, Details]:
 def _kid(ctx: Context) -> Tuple[Scores, Details]:
     gen, ref = ctx.features().features, ctx.reference()
     size = min(E.KID_SUBSET_SIZE, len(gen), ref.n)
-    mean, std = E.kid(gen, ref.read.features, size=size, real_sums=ref.kid_real_sums(len(gen), size))
+    real_sums = ref.kid_real_sums(len(gen), size)
+    mean, std = E.kid(gen, ref.read.features, size=size, real_sums=real_sums, pairwise=ctx.pairwise())
     return {ctx.name("kid"): mean, ctx.name("kid_std"): std}, {}
 
 
@@ -75,5 +78,7 @@ def _is(ctx: Context) -> Tuple[Scores, Details]:
 )
 def _pr(ctx: Context) -> Tuple[Scores, Details]:
     ref = ctx.reference()
-    precision, recall = E.precision_recall(ctx.features().features, ref.read.features, ref.radii)
+    precision, recall = E.precision_recall(
+        ctx.features().features, ref.read.features, ref.radii, pairwise=ctx.pairwise()
+    )
     return {ctx.name("precision"): precision, ctx.name("recall"): recall}, {}
