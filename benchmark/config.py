@@ -51,7 +51,7 @@ class TrainConfig:
     dataset: str = "mnist"  # registry name: mnist, fashion-mnist, stacked-mnist, ring8, grid25, digits
     data_root: Optional[str] = None  # None: $GANBENCH_DATA, else ./data
     download: bool = True  # fetch torchvision datasets when absent (needs a network)
-    model: str = "mlp"  # registry name: mlp, dcgan, toy, toy-pacgan, toy-wgangp (or "package.module:function" returning a user's (G, D))
+    model: str = "mlp"  # registry name: mlp, dcgan, toy, toy-pacgan, toy-pacgan-maxout, toy-wgangp (or "package.module:function" returning a user's (G, D))
     objective: str = "wgan-gp"  # gan, gan-minimax, lsgan, wgan, wgan-gp (c-prefixed: conditional)
     conditional: bool = False  # class label as an input to G and D
     cond_mode: str = "concat"  # how D sees the label: concat (one-hot input) | projection

@@ -30,7 +30,7 @@ MODELS = Registry("model")
 
 
 # models for the 2D mixtures: z is 2-dimensional, as in the unrolled-GAN / VEEGAN / PacGAN line
-POINT_MODELS = ("toy", "toy-pacgan", "toy-wgangp")
+POINT_MODELS = ("toy", "toy-pacgan", "toy-pacgan-maxout", "toy-wgangp")
 
 
 def default_z_dim(model: str) -> int:
@@ -314,6 +314,31 @@ class ReLUCritic(MLPCritic):
                 self.body[i] = nn.ReLU(True)
 
 
+class Maxout(nn.Module):
+    """A maxout layer (Goodfellow et al. 2013): ``pieces`` linear maps per unit, the unit's output their maximum."""
+
+    def __init__(self, d_in: int, units: int, pieces: int):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(d_in, units * pieces)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x).view(-1, self.units, self.pieces).amax(-1)
+
+
+class MaxoutCritic(MLPCritic):
+    """PacGAN's 2D-mixture discriminator: ``len(widths)`` maxout layers of ``pieces`` pieces (its config: 3 x 200, 5)."""
+
+    def __init__(self, cfg, shape, num_classes, widths, pieces: int = 5):
+        super().__init__(cfg, shape, num_classes, widths=widths)
+        d_in = math.prod(shape) * cfg.pack + (self.num_classes if self._concat_label() else 0)
+        layers: list = []
+        for w in widths:
+            layers += [Maxout(d_in, w, pieces), norm1d(cfg.critic_norm, w)]
+            d_in = w
+        self.body = nn.Sequential(*layers)
+
+
 # ------------------------------------------------------------------------------------------------
 # registry entries: (cfg, shape, num_classes) -> (G, D), with the fit check
 
@@ -359,6 +384,15 @@ def toy_pacgan(cfg, shape, num_classes):
     _need_points("toy-pacgan", shape)
     G = ToyMLPGenerator(cfg, shape, num_classes, widths=(400,) * 4, batch_norm=True)
     return G, ToyCritic(cfg, shape, num_classes, widths=(200,) * 3)
+
+
+@MODELS.register("toy-pacgan-maxout")
+def toy_pacgan_maxout(cfg, shape, num_classes):
+    """PacGAN's 2D-mixture pair with its own discriminator units: G 4 x 400 with BatchNorm and ReLU; D 3 x 200
+    maxout units of 5 pieces (Lin et al. 2018, synthetic_data_experiments config)."""
+    _need_points("toy-pacgan-maxout", shape)
+    G = ToyMLPGenerator(cfg, shape, num_classes, widths=(400,) * 4, batch_norm=True)
+    return G, MaxoutCritic(cfg, shape, num_classes, widths=(200,) * 3)
 
 
 @MODELS.register("toy-wgangp")

@@ -47,6 +47,30 @@ def test_toy_pacgan_has_pacgans_sizes():
     assert sum(isinstance(x, nn.LeakyReLU) for x in D.modules()) == 3
 
 
+def test_toy_pacgan_maxout_has_pacgans_discriminator_units():
+    """PacGAN's D (its synthetic config): 3 maxout layers of 200 units x 5 pieces, then a linear score; its G is
+    toy-pacgan's."""
+    cfg, G, D = pair("toy-pacgan-maxout")
+    _, G0, _ = pair("toy-pacgan")
+    assert [(x.in_features, x.out_features) for x in linears(G)] == [
+        (x.in_features, x.out_features) for x in linears(G0)
+    ]
+    assert [(x.in_features, x.out_features) for x in linears(D)] == [(2, 1000), (200, 1000), (200, 1000), (200, 1)]
+    assert not any(isinstance(x, (nn.LeakyReLU, nn.ReLU)) for x in D.modules())
+
+
+def test_maxout_is_the_maximum_of_its_pieces():
+    from benchmark.models import Maxout
+
+    m = Maxout(2, units=2, pieces=3)
+    with torch.no_grad():
+        m.linear.weight.copy_(torch.tensor([[1.0, 0], [0, 1], [-1, 0], [0, 0], [1, 1], [0, -2]]))
+        m.linear.bias.copy_(torch.tensor([0.0, 0, 0, 0.5, 0, 0]))
+    x = torch.tensor([[3.0, -1.0], [-2.0, 1.0]])
+    # unit 0: max(x0, x1, -x0); unit 1: max(0.5, x0 + x1, -2 x1)
+    assert torch.equal(m(x), torch.tensor([[3.0, 2.0], [2.0, 0.5]]))
+
+
 def test_toy_wgangp_has_the_wgan_gp_papers_toy_sizes():
     """gan_toy.py of Gulrajani et al.: G and D both 3 x 512 with ReLU, no normalisation; z is 2-d."""
     cfg, G, D = pair("toy-wgangp")
