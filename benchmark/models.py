@@ -330,6 +330,8 @@ class MaxoutCritic(MLPCritic):
     """PacGAN's 2D-mixture discriminator: ``len(widths)`` maxout layers of ``pieces`` pieces (its config: 3 x 200, 5)."""
 
     def __init__(self, cfg, shape, num_classes, widths, pieces: int = 5):
+        # the base body is built and replaced (as ReLUCritic patches its units): its initialisation draws from the
+        # seeded stream before the maxout layers do, and the toy2d page's runs (483b5a0) were made with that stream
         super().__init__(cfg, shape, num_classes, widths=widths)
         d_in = math.prod(shape) * cfg.pack + (self.num_classes if self._concat_label() else 0)
         layers: list = []

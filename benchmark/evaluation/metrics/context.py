@@ -201,7 +201,10 @@ class Context:
     def pairwise(self) -> Optional[E.Pairwise]:
         """The distances between the extractor's features of the samples and of the reference, computed once per
         evaluation and read by KID, precision/recall and density & coverage; None above ``E.PR_BATCH`` rows a
-        side (there each estimator walks its own blocks and no whole matrix is held)."""
+        side (there each estimator walks its own blocks and no whole matrix is held), and for the 2D mixtures, whose
+        metrics read the points themselves, not an extractor's features."""
+        if self.family == "points":
+            return None
         gen, real = self.features().features, self.reference().read.features
         if not E.Pairwise.fits(len(gen), len(real)):
             return None

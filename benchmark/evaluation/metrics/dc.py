@@ -49,6 +49,6 @@ def _dc(ctx: Context) -> Tuple[Scores, Details]:
     gen, real = _rows(ctx)
     real = real.detach().cpu().float()
     radii = real_side("dc-radii", real, lambda: knn_radii(real, DC_NEIGHBOURS), DC_NEIGHBOURS)  # same at every point
-    pw = ctx.pairwise() if ctx.family != "points" else None  # the generated-to-real distances precision reads
+    pw = ctx.pairwise()  # the generated-to-real distances precision reads (None for the 2D mixtures)
     dc = density_coverage(gen, real, DC_NEIGHBOURS, real_radii=radii, distances=None if pw is None else pw.gen_real)
     return {ctx.name("density"): dc["density"], ctx.name("dcoverage"): dc["coverage"]}, {"dc_k": DC_NEIGHBOURS}
