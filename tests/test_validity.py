@@ -260,11 +260,24 @@ DIGITS = [
     ),
 ]
 
+# stacked-mnist's levels as its page scored them (reports/stacked-mnist on 6078864)
+STACKED = [
+    Level("stacked-mnist", F.REAL, "real data", False, {"modes26k": 1000, "modes_readable26k": 1000}),
+    Level("stacked-mnist", "blank", "blank channels", True, {"modes26k": 1, "modes_readable26k": 0}),
+    Level("stacked-mnist", "uniform", "uniform channels", True, {"modes26k": 832, "modes_readable26k": 0}),
+    Level("stacked-mnist", "one_triple", "one digit triple repeated", True, {"modes26k": 1, "modes_readable26k": 1}),
+]
+
 
 def _guards(arms):
-    datasets = {"ring8": ("points", 8), "grid25": ("points", 25), "digits": ("image", 10)}
+    datasets = {
+        "ring8": ("points", 8),
+        "grid25": ("points", 25),
+        "digits": ("image", 10),
+        "stacked-mnist": ("stacked", 1000),
+    }
     return Guards(
-        tuple(RING + DIGITS),
+        tuple(RING + DIGITS + STACKED),
         arms,
         {d: datasets[d][0] for d in set(arms.values())},
         {d: datasets[d][1] for d in set(arms.values())},
@@ -318,6 +331,32 @@ def test_the_gate_of_a_lower_is_better_score_and_what_it_ignores():
         ("unreadable_share300", 0.99, True),
     ]
     assert not e[0].learned and e[0].text() == "fid300_test 88.0 ± 3.0 vs uniform noise 87.7"
+
+
+def test_stacked_mnist_gates_on_readable_modes_not_on_the_raw_count():
+    """A generator of readable digits in a few hundred modes has collapsed, not failed to learn: uniform channels
+    capture 832 raw modes, so the gate is the readable triples' modes (noise 0, one triple repeated 1); the raw
+    count is the gate only where readable modes are not scored."""
+    g = _guards({"WGAN": "stacked-mnist", "noise": "stacked-mnist"})
+    df = _frame(
+        {
+            "WGAN": {"modes26k": [471, 572, 148], "modes_readable26k": [138, 144, 35]},
+            "noise": {"modes26k": [850, 860, 870], "modes_readable26k": [0, 1, 0]},
+        }
+    )
+    (w,) = g.gates(df, "WGAN", "modes26k")
+    (n,) = g.gates(df, "noise", "modes26k")
+    assert (w.metric, w.level, w.against, w.learned) == (
+        "modes_readable26k",
+        1,
+        "one digit triple repeated 1.00",
+        True,
+    )
+    assert n.metric == "modes_readable26k" and not n.learned
+    bare = [Level(lv.dataset, lv.name, lv.label, lv.gate, {"modes26k": lv.scores["modes26k"]}) for lv in STACKED]
+    g = Guards(tuple(bare), {"WGAN": "stacked-mnist"}, {"stacked-mnist": "stacked"}, {"stacked-mnist": 1000})
+    (r,) = g.gates(_frame({"WGAN": {"modes26k": [471, 572, 148]}}), "WGAN", "modes26k")
+    assert (r.metric, r.level, r.learned) == ("modes26k", 832, False)
 
 
 def test_the_label_agreement_gate_is_a_quarter_of_the_way_from_chance():

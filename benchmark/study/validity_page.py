@@ -16,7 +16,16 @@ from benchmark.study.formatting import mean_sd, num
 from benchmark.study.page import Page
 from benchmark.study.registration import Amendments
 from benchmark.study.render import NOT_LEARNED, NOT_VALID, md_table
-from benchmark.study.validity import GATE_METRICS, LABEL_GATE, Gate, Guards, Separation, separation, unit_of
+from benchmark.study.validity import (
+    GATE_METRICS,
+    LABEL_GATE,
+    Gate,
+    Guards,
+    Separation,
+    gate_names,
+    separation,
+    unit_of,
+)
 
 FAMILY_NAMES = {"points": "2D mixtures", "image": "images", "stacked": "stacked-mnist"}
 
@@ -117,7 +126,7 @@ def gate_section(page: Page, gates: Mapping[str, Sequence[Gate]]) -> None:
     """The learned gate: its definition and each arm's verdict on each gate metric."""
     if not gates:
         return
-    fams = "; ".join(f"{FAMILY_NAMES[f]}: {', '.join(ms)}" for f, ms in GATE_METRICS.items())
+    fams = "; ".join(f"{FAMILY_NAMES[f]}: {', '.join(gate_names(f))}" for f in GATE_METRICS)
     page.add(
         "## Did each arm learn? (the learned gate)",
         "",
